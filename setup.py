@@ -1,0 +1,54 @@
+"""Packaging for tb_plugin_ttsmon (the `ttsmon` TensorBoard plugin and recorder)."""
+
+import os
+
+from setuptools import find_packages, setup
+
+_here = os.path.dirname(os.path.abspath(__file__))
+_version: dict = {}
+with open(os.path.join(_here, "tb_plugin_ttsmon", "version.py"), encoding="utf-8") as f:
+    exec(f.read(), _version)
+
+with open(os.path.join(_here, "README.md"), encoding="utf-8") as f:
+    _long_description = f.read()
+
+setup(
+    name="tb_plugin_ttsmon",
+    version=_version["VERSION"],
+    description="TensorBoard tab for system, GPU, training and inference monitoring of TTS jobs",
+    long_description=_long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tb_plugin_ttsmon", "tb_plugin_ttsmon.*"]),
+    package_data={"tb_plugin_ttsmon": ["static/*", "plugin/*.md"]},
+    install_requires=[
+        "tensorboard>=2.16",
+        "psutil>=5.9",
+        "nvidia-ml-py>=12.535",
+        "werkzeug>=2.2",
+        "numpy>=1.23",
+    ],
+    extras_require={
+        "tf": ["tensorflow>=2.16"],
+        "profile": ["tensorboard-plugin-profile>=2.15"],
+        # What `make test` installs: TensorFlow's CPU build and the tools.
+        "test": [
+            "tensorflow-cpu>=2.16",
+            "pytest>=8",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "types-psutil",
+            "types-setuptools",
+        ],
+    },
+    entry_points={
+        "tensorboard_plugins": ["ttsmon = tb_plugin_ttsmon.plugin:TTSMonLoader"],
+    },
+    classifiers=[
+        "Framework :: TensorFlow",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: System :: Monitoring",
+    ],
+)

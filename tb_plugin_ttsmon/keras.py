@@ -1,0 +1,248 @@
+"""`MonitorCallback`: the recorder inside Keras `fit`.
+
+Logs loss and metrics, the learning rate, steps per second, validation
+metrics, the model's facts, and (where the optimizer allows) the global and
+per-layer gradient norms, while a `Monitor` samples the machine.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import keras
+
+from tb_plugin_ttsmon.recorder.faults import logger
+from tb_plugin_ttsmon.recorder.gradients import layer_of, variable_name
+from tb_plugin_ttsmon.recorder.monitor import DEFAULT_LOG_DIR, Monitor
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def _metric_name(key: str) -> str:
+    # Keras metric names are the user's (`MeanSquaredError`, `f1 score`...):
+    # make them tag components rather than fail a whole training run.
+    return _UNSAFE.sub("_", key).strip("_") or "metric"
+
+
+class MonitorCallback(keras.callbacks.Callback):
+    """Records a Keras training run for the ttsmon TensorBoard tab.
+
+    Example::
+
+        model.fit(x, y, epochs=10, validation_data=(xv, yv),
+                  callbacks=[ttsmon.keras.MonitorCallback("logs/run1")])
+
+    Args:
+      log_dir: The run directory (ignored when `monitor` is given).
+      interval: Seconds between system samples.
+      update_freq: ``"batch"`` (every batch), ``"epoch"``, or an int N
+        (every N batches): how often training metrics are logged.
+      gradient_norms: Whether to log the global and per-layer gradient norms.
+        It wraps the optimizer's ``apply`` (inner optimizer under mixed
+        precision) before the first training step is traced; each norm costs
+        one extra read of the gradients on the device.
+      monitor: An existing `Monitor` to log into (it is not closed at the end
+        of training); default: one created per `fit` and closed after it.
+      **monitor_kwargs: Passed to `Monitor` (``writer``, ``flush_s``, ...).
+
+    Raises:
+      ValueError: `update_freq` is not ``"batch"``, ``"epoch"`` or a positive int.
+    """
+
+    def __init__(
+        self,
+        log_dir: str = DEFAULT_LOG_DIR,
+        interval: float | None = 1.0,
+        update_freq: str | int = "batch",
+        gradient_norms: bool = True,
+        monitor: Monitor | None = None,
+        **monitor_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if update_freq == "batch":
+            update_freq = 1
+        if update_freq != "epoch" and (
+            isinstance(update_freq, bool) or not isinstance(update_freq, int) or update_freq < 1
+        ):
+            raise ValueError(
+                f"update_freq must be 'batch', 'epoch' or an int >= 1, got {update_freq!r}"
+            )
+        self.log_dir = log_dir
+        self.interval = interval
+        self.update_freq = update_freq
+        self.gradient_norms = gradient_norms
+        self._given_monitor = monitor
+        self._monitor_kwargs = monitor_kwargs
+        self.monitor: Monitor | None = monitor
+        self._base_step = 0
+        self._epoch_base = 0
+        self._completed = 0
+        self._model_logged = False
+        self._norms: Any = None  # keras.Variable [global, layer...]
+        self._applied: Any = None  # keras.Variable counting optimizer applies
+        self._applied_seen = 0
+        self._layers: list[str] = []
+        self._wrapped: tuple[Any, Any] | None = None  # (optimizer, original apply)
+
+    # -- Keras hooks -------------------------------------------------------
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._given_monitor is None:
+            self.monitor = Monitor(self.log_dir, interval=self.interval, **self._monitor_kwargs)
+        optimizer = getattr(self.model, "optimizer", None)
+        try:
+            self._base_step = int(optimizer.iterations.numpy()) if optimizer is not None else 0
+        except Exception:
+            self._base_step = 0
+        self._completed = 0
+        self._epoch_base = 0
+        if self.gradient_norms and optimizer is not None and self._wrapped is None:
+            self._wrap_optimizer(optimizer)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_base = self._completed
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # `batch` is the epoch's last finished step (several per call with
+        # steps_per_execution > 1).
+        self._completed = self._epoch_base + int(batch) + 1
+        if not self._model_logged:
+            self._log_model()
+        if self.update_freq != "epoch" and self._completed % int(self.update_freq) == 0:
+            self._log_train(self._base_step + self._completed, logs or {})
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        step = self._base_step + self._completed
+        logs = logs or {}
+        if self.update_freq == "epoch":
+            self._log_train(step, {k: v for k, v in logs.items() if not k.startswith("val_")})
+        val = {_metric_name(k[4:]): v for k, v in logs.items() if k.startswith("val_")}
+        monitor = self.monitor
+        if val and monitor is not None:
+            monitor.log_validation(step, **{k: v for k, v in val.items() if _is_number(v)})
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._unwrap_optimizer()
+        if self._given_monitor is None and self.monitor is not None:
+            self.monitor.close()
+        elif self.monitor is not None:
+            self.monitor.flush()
+
+    # -- helpers -----------------------------------------------------------
+
+    def _log_train(self, step: int, logs: dict[str, Any]) -> None:
+        monitor = self.monitor
+        if monitor is None:
+            return
+        scalars: dict[str, Any] = {}
+        for key, value in logs.items():
+            if _is_number(value) and not key.startswith("val_"):
+                scalars[_metric_name(key)] = value
+        lr = self._learning_rate()
+        if lr is not None:
+            scalars["learning_rate"] = lr
+        loss = scalars.pop("loss", None)
+        accuracy = scalars.pop("accuracy", None)
+        learning_rate = scalars.pop("learning_rate", None)
+        grad_norm = None
+        per_layer = self._read_norms()
+        if per_layer is not None:
+            grad_norm = per_layer.pop("", None)
+        monitor.log_training(step, loss, accuracy, learning_rate, grad_norm, **scalars)
+        if per_layer:
+            monitor.log_scalars(step, {f"gradients/{k}/norm": v for k, v in per_layer.items()})
+
+    def _learning_rate(self) -> float | None:
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return None
+        try:
+            return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        except Exception:
+            return None
+
+    def _log_model(self) -> None:
+        self._model_logged = True
+        if self.monitor is None:
+            return
+        try:
+            self.monitor.log_model(self.model)
+        except Exception as err:  # a model type we cannot count is not worth a failed fit
+            logger.warning("ttsmon: cannot log the model's facts (%s)", err)
+
+    def _wrap_optimizer(self, optimizer: Any) -> None:
+        """Makes the optimizer store gradient norms in a variable on each apply."""
+        inner = getattr(optimizer, "inner_optimizer", None) or optimizer  # LossScaleOptimizer
+        try:
+            variables = list(self.model.trainable_variables)
+            names = [variable_name(v) for v in variables]
+            self._layers = sorted({layer_of(n) for n in names})
+            index = {layer: i + 1 for i, layer in enumerate(self._layers)}
+            owners = [index[layer_of(n)] for n in names]
+            ops = keras.ops
+            if self._norms is None or int(self._norms.shape[0]) != len(self._layers) + 1:
+                # Created once per callback: a train function traced in an
+                # earlier fit keeps writing into these same variables.
+                self._norms = keras.Variable(
+                    initializer="zeros",
+                    shape=(len(self._layers) + 1,),
+                    dtype="float32",
+                    trainable=False,
+                )
+                self._applied = keras.Variable(
+                    initializer=0, shape=(), dtype="int64", trainable=False
+                )
+            self._applied_seen = int(keras.ops.convert_to_numpy(self._applied))
+            original = inner.apply
+            norms_var, applied_var = self._norms, self._applied
+            n_slots = len(self._layers) + 1
+
+            def apply(grads: Any, trainable_variables: Any = None) -> Any:
+                sums = [ops.zeros((), dtype="float32") for _ in range(n_slots)]
+                for g, slot in zip(grads, owners):
+                    if g is None:
+                        continue
+                    g = getattr(g, "values", g)  # IndexedSlices (embeddings)
+                    s = ops.sum(ops.square(ops.cast(g, "float32")))
+                    sums[slot] = sums[slot] + s
+                sums[0] = sum(sums[1:], ops.zeros((), dtype="float32"))
+                norms_var.assign(ops.sqrt(ops.stack(sums)))
+                applied_var.assign_add(ops.ones((), dtype="int64"))
+                return original(grads, trainable_variables)
+
+            inner.apply = apply
+            self._wrapped = (inner, original)
+        except Exception as err:
+            self._norms = None
+            logger.warning("ttsmon: gradient norms are off for this fit (%s)", err)
+
+    def _unwrap_optimizer(self) -> None:
+        if self._wrapped is not None:
+            inner, _ = self._wrapped
+            try:
+                del inner.apply  # back to the class's method
+            except AttributeError:
+                pass
+            self._wrapped = None
+
+    def _read_norms(self) -> dict[str, float] | None:
+        """{"": global norm, layer: norm}, or None when no step applied since last read."""
+        if self._norms is None or self._applied is None:
+            return None
+        applied = int(keras.ops.convert_to_numpy(self._applied))
+        if applied == self._applied_seen:
+            return None  # train function traced without our wrapper, or no new step
+        self._applied_seen = applied
+        values = keras.ops.convert_to_numpy(self._norms).tolist()
+        out = {"": float(values[0])}
+        out.update({layer: float(v) for layer, v in zip(self._layers, values[1:])})
+        return out
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""The collection side: sampling and writing. Imports no plugin or web code."""

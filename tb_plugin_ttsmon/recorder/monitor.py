@@ -1,0 +1,773 @@
+"""`Monitor`: the recorder's public face.
+
+A `Monitor` owns one event writer (one new event file in the run directory)
+and one sampler thread. Training code calls its `log_*` methods; the sampler
+thread records the machine. Arguments are checked on the caller's thread and
+raise there; everything that can go wrong later (a full disk, NVML, a
+vanished process) is logged once and never reaches the training loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon.recorder import facts as facts_lib
+from tb_plugin_ttsmon.recorder import gradients as gradients_lib
+from tb_plugin_ttsmon.recorder import writers
+from tb_plugin_ttsmon.recorder.faults import FaultLog, logger
+from tb_plugin_ttsmon.recorder.inference import InferenceWindow
+from tb_plugin_ttsmon.recorder.sampler import Sampler, check_interval
+from tb_plugin_ttsmon.recorder.sources import Source
+from tb_plugin_ttsmon.recorder.values import to_float, to_step
+
+# After a write fails (disk full, directory gone), the writer is dropped and
+# a new one (a new event file) is tried this often; data meanwhile is lost.
+WRITE_RETRY_S = 30.0
+DEFAULT_LOG_DIR = "logs/ttsmon"
+
+
+class _StepClock:
+    """Strictly increasing integer steps from wall time (see `metadata.sample_step`)."""
+
+    def __init__(self) -> None:
+        self._last = -1
+        self._lock = threading.Lock()
+
+    def next(self, wall_s: float) -> int:
+        with self._lock:
+            self._last = max(metadata.sample_step(wall_s), self._last + 1)
+            return self._last
+
+
+class _TrainingStepSource:
+    """Puts the latest logged training step into each sample."""
+
+    name = "training_step"
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+
+    def sample(self, now_s: float, out: dict[str, float]) -> None:
+        step = self._monitor._last_training_step
+        if step is not None:
+            out["sampler/training_step"] = float(step)
+
+    def facts(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class _InferenceSource:
+    """Puts the trailing window's percentiles and throughput into each sample."""
+
+    name = "inference"
+
+    def __init__(self, window: InferenceWindow) -> None:
+        self._window = window
+
+    def sample(self, now_s: float, out: dict[str, float]) -> None:
+        out.update(self._window.stats(now_s))
+
+    def facts(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class InferenceRequest:
+    """What `Monitor.time_inference` yields: fill in what is known after synthesis.
+
+    Attributes:
+      audio_seconds: Seconds of audio produced (sets the RTF); may be set
+        inside the block, once the audio exists.
+      batch_size: Items synthesized by this request.
+      stages: Stage name -> latency in ms, filled by `stage()`.
+    """
+
+    def __init__(self, audio_seconds: float | None, batch_size: int | None) -> None:
+        self.audio_seconds = audio_seconds
+        self.batch_size = batch_size
+        self.stages: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Times one stage of the request (``gpt``, ``vocoder``, ...)."""
+        metadata.check_name(name, "stage name")
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
+
+
+def _close_at_exit(ref: weakref.ref[Monitor]) -> None:
+    monitor = ref()
+    if monitor is not None:
+        monitor.close()
+
+
+class Monitor:
+    """Records a job's machine, training and inference into a TensorBoard run.
+
+    Example::
+
+        import tb_plugin_ttsmon as ttsmon
+
+        with ttsmon.Monitor("logs/run1", interval=1.0) as mon:
+            for step, batch in enumerate(data):
+                loss = train_step(batch)
+                mon.log_training(step, loss=loss, learning_rate=lr)
+
+    Args:
+      log_dir: The run directory. It is created if needed; a restarted job
+        appends a new event file to it. Give each process its own run
+        directory (TensorBoard merges the files of a directory into one run).
+      interval: Seconds between system samples (at least 0.1), or `None` for
+        no sampler thread (training and inference logging only).
+      writer: ``"auto"`` (tf.summary when TensorFlow imports, else the TF-free
+        writer), ``"tf"`` or ``"event"``.
+      flush_s: Longest time logged data waits before it reaches the file (and
+        so a running TensorBoard).
+      pid: The process whose tree is measured (default: this process).
+      gpus: Whether to sample GPUs through NVML.
+      gpu_indices: NVML indices of the GPUs to sample (default: those in
+        ``CUDA_VISIBLE_DEVICES``, else all).
+      per_core_cpu: Whether to record every core's utilization too.
+      inference_window_s: Length of the trailing window for latency
+        percentiles and throughput.
+      start: Whether to start sampling now (else call `start()`).
+
+    Raises:
+      TypeError, ValueError: an argument is of the wrong type or out of range.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str] = DEFAULT_LOG_DIR,
+        interval: float | None = 1.0,
+        *,
+        writer: str = "auto",
+        flush_s: float = writers.DEFAULT_FLUSH_S,
+        pid: int | None = None,
+        gpus: bool = True,
+        gpu_indices: Sequence[int] | None = None,
+        per_core_cpu: bool = True,
+        inference_window_s: float = 10.0,
+        start: bool = True,
+    ) -> None:
+        if not isinstance(log_dir, (str, os.PathLike)):
+            raise TypeError(f"log_dir must be a path, not {type(log_dir).__name__}")
+        self.log_dir = os.fspath(log_dir)
+        if not self.log_dir:
+            raise ValueError("log_dir must not be empty")
+        self.interval = None if interval is None else check_interval(interval)
+        self._writer_name = writers.resolve_writer_name(writer)
+        if isinstance(flush_s, bool) or not isinstance(flush_s, (int, float)):
+            raise TypeError(f"flush_s must be a number, not {type(flush_s).__name__}")
+        if not 0 < flush_s <= 60:
+            raise ValueError(f"flush_s must be in (0, 60] seconds, got {flush_s!r}")
+        self.flush_s = float(flush_s)
+        if pid is not None:
+            pid = to_step(pid, "pid")
+        self._pid = pid
+        self._gpus = bool(gpus)
+        self._gpu_indices = (
+            None if gpu_indices is None else [to_step(i, "gpu index") for i in gpu_indices]
+        )
+        self._per_core_cpu = bool(per_core_cpu)
+        self._window = InferenceWindow(inference_window_s)
+
+        self._faults = FaultLog()
+        self._lock = threading.Lock()  # guards the writer's replacement
+        self._writer: writers.SummaryWriter | None = None
+        self._retry_at = 0.0
+        self._dropped_events = 0
+        self._closed = False
+        self._sampler: Sampler | None = None
+        self._sample_clock = _StepClock()
+        self._inference_clock = _StepClock()
+        self._model_clock = _StepClock()
+        self._inference_steps = 0
+        self._last_sample: dict[str, float] = {}
+        self._last_sample_wall_s: float | None = None
+        self._last_training_step: int | None = None
+        self._last_steps_per_s_mark: tuple[int, float] | None = None
+        self._last_flush_s = time.monotonic()
+        self._flush_stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._atexit)
+        self._open_writer()
+        if start:
+            self.start()
+
+    # -- lifecycle --------------------------------------------------------
+
+    def start(self) -> Monitor:
+        """Starts the sampler thread (the first sample is taken at once)."""
+        if self._closed:
+            raise ValueError("this Monitor is closed; create a new one")
+        if self.interval is None:
+            if self._flusher is None:
+                self._write_facts([])
+                self._flusher = threading.Thread(
+                    target=self._flush_loop,
+                    args=(self._flush_stop,),
+                    name="ttsmon-flusher",
+                    daemon=True,
+                )
+                self._flusher.start()
+            return self
+        if self._sampler is not None and self._sampler.running:
+            return self
+        self._sampler = Sampler(
+            self._build_sources(),
+            self._emit_sample,
+            self.interval,
+            self._faults,
+            on_start=self._write_facts,
+        )
+        self._sampler.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops the sampler thread; logging calls keep working."""
+        self._flush_stop.set()
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(5.0)
+        self._flush_stop = threading.Event()
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()
+            sampler.close_sources()
+
+    def close(self) -> None:
+        """Stops sampling, flushes and closes the event file. Idempotent."""
+        if self._closed:
+            return
+        self.stop()
+        self._closed = True
+        atexit.unregister(self._atexit)
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as err:
+                self._faults.warn_once("close", "closing the event file failed (%s)", err)
+
+    def flush(self) -> None:
+        """Writes everything logged so far to the event file now."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.flush()
+            except Exception as err:
+                self._write_failed(err)
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._closed
+
+    @property
+    def writer_name(self) -> str:
+        """``"tf"`` or ``"event"``: which writer this monitor uses."""
+        return self._writer_name
+
+    # -- training ---------------------------------------------------------
+
+    def log_training(
+        self,
+        step: int,
+        loss: Any = None,
+        accuracy: Any = None,
+        learning_rate: Any = None,
+        gradient_norm: Any = None,
+        **more_scalars: Any,
+    ) -> None:
+        """Logs training metrics at `step`; `None` values are left out.
+
+        Keyword arguments beyond the four named ones are logged as
+        ``train/<name>``; names starting with ``val_`` go to ``val/<rest>``
+        (``val_loss`` -> ``val/loss``). The unit follows the name's suffix
+        (``tokens_per_s`` -> 1/s). Steps per second are derived from
+        successive calls.
+
+        Raises:
+          TypeError: a value is not a number, or `step` is not an int.
+          ValueError: a tensor value has more than one element, a step is
+            negative, or a name is not a valid tag component.
+        """
+        step = to_step(step)
+        named = {
+            "loss": loss,
+            "accuracy": accuracy,
+            "learning_rate": learning_rate,
+            "gradient_norm": gradient_norm,
+        }
+        scalars: dict[str, float] = {}
+        for name, value in list(named.items()) + list(more_scalars.items()):
+            if value is None:
+                continue
+            if name.startswith("val_") and len(name) > 4:
+                tag = "val/" + metadata.check_name(name[4:])
+            else:
+                tag = "train/" + metadata.check_name(name)
+            scalars[tag] = to_float(name, value)
+        now = time.monotonic()
+        mark = self._last_steps_per_s_mark
+        if mark is not None and step > mark[0] and now > mark[1]:
+            scalars["train/steps_per_s"] = (step - mark[0]) / (now - mark[1])
+        if mark is None or step != mark[0]:
+            self._last_steps_per_s_mark = (step, now)
+        self._note_training_step(step)
+        self._emit(step, scalars)
+
+    def log_validation(self, step: int, **metrics: Any) -> None:
+        """Logs validation metrics as ``val/<name>`` at training step `step`.
+
+        Raises:
+          TypeError, ValueError: as `log_training`.
+        """
+        step = to_step(step)
+        scalars = {
+            "val/" + metadata.check_name(k): to_float(k, v)
+            for k, v in metrics.items()
+            if v is not None
+        }
+        self._emit(step, scalars)
+
+    def log_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+        """Logs arbitrary scalars under full tags (``train/tokens_per_s``, ...).
+
+        Raises:
+          TypeError, ValueError: a tag or value is invalid.
+        """
+        step = to_step(step)
+        if not isinstance(scalars, Mapping):
+            raise TypeError(
+                f"scalars must be a mapping of tag -> value, not {type(scalars).__name__}"
+            )
+        values = {metadata.check_tag(tag): to_float(tag, v) for tag, v in scalars.items()}
+        self._emit(step, values)
+
+    def log_gradients(self, step: int, grads: Any, variables: Any = None) -> float:
+        """Logs the global gradient norm and the norm of each layer at `step`.
+
+        Args:
+          step: The training step.
+          grads: Gradients (TensorFlow or PyTorch tensors, numpy arrays)
+            aligned with `variables`, or a mapping ``{name: gradient}``.
+          variables: The variables (or their names) of `grads`.
+
+        Returns:
+          The global norm (NaN or Inf when a gradient holds them).
+
+        Raises:
+          TypeError, ValueError: as `gradients.norms`.
+        """
+        step = to_step(step)
+        total, per_layer = gradients_lib.norms(grads, variables)
+        scalars = {"train/gradient_norm": total}
+        for layer, norm in per_layer.items():
+            scalars[f"gradients/{layer}/norm"] = norm
+        self._note_training_step(step)
+        self._emit(step, scalars)
+        return total
+
+    def log_model(self, model: Any, name: str | None = None) -> dict[str, Any]:
+        """Logs a model's facts: parameter counts, size, dtype policy.
+
+        Args:
+          model: A Keras model or a PyTorch module.
+          name: A name for it (default: the model's own name or class).
+
+        Returns:
+          The facts written (``parameter_count``, ``size_bytes``, ...).
+
+        Raises:
+          TypeError: `model` is neither a Keras model nor a PyTorch module.
+        """
+        doc = _model_facts(model, name)
+        self._emit(self._model_clock.next(time.time()), {}, {metadata.MODEL_FACTS_TAG: doc})
+        return doc
+
+    def _note_training_step(self, step: int) -> None:
+        if self._last_training_step is None or step > self._last_training_step:
+            self._last_training_step = step
+
+    # -- inference --------------------------------------------------------
+
+    def log_inference(
+        self,
+        step: int | None = None,
+        latency_ms: Any = None,
+        audio_seconds: Any = None,
+        batch_size: Any = None,
+        stages: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Logs one inference request.
+
+        Args:
+          step: The request's sequence number. Default: a strictly
+            increasing clock (milliseconds since the epoch), safe across
+            restarts of a server.
+          latency_ms: Wall time of the whole request.
+          audio_seconds: Length of the audio produced; gives the real-time
+            factor ``rtf = latency_s / audio_seconds`` (< 1 is faster than
+            real time).
+          batch_size: Items in the request.
+          stages: Stage name -> latency in ms (``{"gpt": 310.0, "vocoder": 95.0}``).
+
+        Raises:
+          TypeError: a value is not a number, or `latency_ms` is missing.
+          ValueError: a negative latency, audio length or batch size, or a bad stage name.
+        """
+        if latency_ms is None:
+            raise TypeError("log_inference needs latency_ms")
+        now = time.time()
+        latency = to_float("latency_ms", latency_ms)
+        if latency < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency}")
+        scalars = {"inference/latency_ms": latency}
+        audio = math.nan
+        rtf = math.nan
+        if audio_seconds is not None:
+            audio = to_float("audio_seconds", audio_seconds)
+            if audio < 0:
+                raise ValueError(f"audio_seconds must be >= 0, got {audio}")
+            rtf = (latency / 1000.0) / audio if audio > 0 else math.inf
+            scalars["inference/audio_s"] = audio
+            scalars["inference/rtf"] = rtf
+        if batch_size is not None:
+            scalars["inference/batch_size"] = float(to_step(batch_size, "batch_size"))
+        for stage, value in (stages or {}).items():
+            metadata.check_name(stage, "stage name")
+            ms = to_float(f"stages[{stage!r}]", value)
+            scalars[f"inference/stage/{stage}/latency_ms"] = ms
+        step = self._inference_clock.next(now) if step is None else to_step(step)
+        self._window.add(now, latency, audio, rtf)
+        self._emit(step, scalars, wall_time_s=now)
+
+    @contextlib.contextmanager
+    def time_inference(
+        self,
+        step: int | None = None,
+        audio_seconds: float | None = None,
+        batch_size: int | None = None,
+    ) -> Iterator[InferenceRequest]:
+        """Times the block as one inference request and logs it on exit.
+
+        Example::
+
+            with mon.time_inference(batch_size=1) as req:
+                with req.stage("gpt"):
+                    codes = gpt(text)
+                with req.stage("vocoder"):
+                    wav = vocoder(codes)
+                req.audio_seconds = len(wav) / sample_rate
+
+        A block that raises is not logged (a failed request has no RTF).
+        """
+        request = InferenceRequest(audio_seconds, batch_size)
+        t0 = time.perf_counter()
+        yield request
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        self.log_inference(
+            step,
+            latency_ms=latency_ms,
+            audio_seconds=request.audio_seconds,
+            batch_size=request.batch_size,
+            stages=request.stages,
+        )
+
+    # -- system -----------------------------------------------------------
+
+    def current(self) -> dict[str, float]:
+        """The latest system sample, tag -> value (empty before the first)."""
+        return dict(self._last_sample)
+
+    @property
+    def last_sample_time_s(self) -> float | None:
+        """Wall time of the latest sample."""
+        return self._last_sample_wall_s
+
+    def sample_now(self) -> dict[str, float]:
+        """Takes one sample on the calling thread (sampling must be on).
+
+        For scripts and tests; training code never needs it.
+        """
+        if self._sampler is None:
+            raise ValueError("sampling is not running; call start() first")
+        return self._sampler.sample_once()
+
+    # -- internals ----------------------------------------------------------
+
+    def _build_sources(self) -> list[Source]:
+        from tb_plugin_ttsmon.recorder.cgroup import CgroupSource
+        from tb_plugin_ttsmon.recorder.host import HostSource, ProcessTreeSource
+        from tb_plugin_ttsmon.recorder.nvml import NvmlSource
+        from tb_plugin_ttsmon.recorder.tfmem import TFMemorySource
+
+        process = ProcessTreeSource(self._faults, self._pid)
+        sources: list[Source] = [
+            _TrainingStepSource(self),
+            HostSource(self._faults, self.log_dir, per_core=self._per_core_cpu),
+            process,
+            CgroupSource(self._faults),
+        ]
+        if self._gpus:
+            sources.append(
+                NvmlSource(self._faults, process.tree_pids, gpu_indices=self._gpu_indices)
+            )
+        sources.append(TFMemorySource(self._faults))
+        sources.append(_InferenceSource(self._window))
+        return sources
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "writer": self._writer_name,
+            "interval_s": self.interval,
+            "flush_s": self.flush_s,
+            "per_core_cpu": self._per_core_cpu,
+            "gpus": self._gpus,
+            "inference_window_s": self._window.window_s,
+            "monitored_pid": self._pid if self._pid is not None else os.getpid(),
+        }
+
+    def _write_facts(self, sources: Sequence[Source]) -> None:
+        doc = facts_lib.run_facts(self._settings())
+        doc["log_dir"] = (
+            os.path.abspath(self.log_dir) if "://" not in self.log_dir else self.log_dir
+        )
+        for source in sources:
+            try:
+                doc.update(source.facts())
+            except Exception as err:
+                self._faults.warn_once(
+                    f"facts:{source.name}", "%s facts failed (%s)", source.name, err
+                )
+        now = time.time()
+        self._emit(self._sample_clock.next(now), {}, {metadata.RUN_FACTS_TAG: doc}, wall_time_s=now)
+
+    def _emit_sample(self, wall_s: float, values: dict[str, float]) -> None:
+        self._last_sample = values
+        self._last_sample_wall_s = wall_s
+        self._emit(self._sample_clock.next(wall_s), values, wall_time_s=wall_s)
+        # TensorFlow's writer flushes only when it is written to, so the
+        # sampler also flushes on time: logged data then reaches TensorBoard
+        # within flush_s + interval even while training code logs nothing.
+        now = time.monotonic()
+        if now - self._last_flush_s >= self.flush_s:
+            self._last_flush_s = now
+            self.flush()
+
+    def _flush_loop(self, stop: threading.Event) -> None:
+        """Without a sampler, flushes every flush_s (TensorFlow's writer needs it)."""
+        while not stop.wait(self.flush_s):
+            self.flush()
+
+    def _emit(
+        self,
+        step: int,
+        scalars: Mapping[str, float],
+        documents: Mapping[str, Any] | None = None,
+        wall_time_s: float | None = None,
+    ) -> None:
+        """Writes one event; a failure is logged once and never raised."""
+        if self._closed:
+            self._faults.warn_once(
+                "closed", "logging on a closed Monitor (%s) is ignored", self.log_dir
+            )
+            return
+        writer = self._writer or self._reopen_writer()
+        if writer is None:
+            self._dropped_events += 1
+            return
+        try:
+            writer.write(step, scalars, documents or (), wall_time_s=wall_time_s)
+        except Exception as err:
+            if self._closed:
+                return
+            self._write_failed(err, writer)
+
+    def _open_writer(self) -> writers.SummaryWriter | None:
+        """Opens the writer; on failure warns and schedules a retry."""
+        with self._lock:
+            if self._writer is not None:
+                return self._writer
+            try:
+                self._writer = writers.WRITERS[self._writer_name](
+                    self.log_dir, flush_s=self.flush_s
+                )
+            except Exception as err:
+                self._retry_at = time.monotonic() + WRITE_RETRY_S
+                self._faults.warn_once(
+                    "write",
+                    "cannot write to %s (%s: %s); "
+                    "data is dropped and the directory retried every %d s",
+                    self.log_dir,
+                    type(err).__name__,
+                    err,
+                    WRITE_RETRY_S,
+                )
+                return None
+            self._check_other_writers()
+            return self._writer
+
+    def _reopen_writer(self) -> writers.SummaryWriter | None:
+        if time.monotonic() < self._retry_at or self._closed:
+            return None
+        writer = self._open_writer()
+        if writer is not None and self._faults.seen("write"):
+            logger.warning(
+                "ttsmon: writing to %s works again (new event file); %d events were dropped",
+                self.log_dir,
+                self._dropped_events,
+            )
+            self._faults.forget("write")
+            self._dropped_events = 0
+        return writer
+
+    def _write_failed(self, err: Exception, writer: writers.SummaryWriter | None = None) -> None:
+        with self._lock:
+            if writer is not None and self._writer is not writer:
+                return  # another thread already replaced it
+            broken, self._writer = self._writer, None
+            self._retry_at = time.monotonic() + WRITE_RETRY_S
+        self._dropped_events += 1
+        self._faults.warn_once(
+            "write",
+            "writing to %s failed (%s: %s); data is dropped and the directory retried every %d s",
+            self.log_dir,
+            type(err).__name__,
+            err,
+            WRITE_RETRY_S,
+        )
+        if broken is not None:
+            with contextlib.suppress(Exception):
+                broken.close()
+
+    def _check_other_writers(self) -> None:
+        """Warns when another live process writes ttsmon data into this run."""
+        if "://" in self.log_dir:
+            return
+        own = getattr(self._writer, "path", "")
+        try:
+            entries = list(os.scandir(self.log_dir))
+        except OSError:
+            return
+        now = time.time()
+        for entry in entries:
+            name = entry.name
+            if (
+                not name.endswith(writers.FILENAME_SUFFIX)
+                or os.path.join(self.log_dir, name) == own
+            ):
+                continue
+            parts = name[: -len(writers.FILENAME_SUFFIX)].split(".")
+            # events.out.tfevents.<time>.<host...>.<pid>.<counter>
+            if len(parts) < 7 or not parts[-2].isdigit():
+                continue
+            host, pid = ".".join(parts[4:-2]), int(parts[-2])
+            if host == _hostname() and pid == os.getpid():
+                continue
+            try:
+                live = now - entry.stat().st_mtime < max(60.0, 3 * self.flush_s)
+            except OSError:
+                continue
+            if live:
+                self._faults.warn_once(
+                    f"other-writer:{host}:{pid}",
+                    "another process (host %s, pid %d) is writing ttsmon data into %s. "
+                    "TensorBoard merges a directory's files into one run and its Rust loader "
+                    "drops records whose steps go backwards, so give each process its own run "
+                    "directory (for example %s)",
+                    host,
+                    pid,
+                    self.log_dir,
+                    os.path.join(self.log_dir, f"{_hostname()}-{os.getpid()}"),
+                )
+
+
+@functools.lru_cache(maxsize=1)
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _model_facts(model: Any, name: str | None) -> dict[str, Any]:
+    """Parameter counts and size of a Keras model or a PyTorch module."""
+    module = type(model).__module__.split(".", 1)[0]
+    if hasattr(model, "named_parameters") and hasattr(model, "state_dict"):  # torch.nn.Module
+        total = trainable = size = 0
+        for p in model.parameters():
+            n = int(p.numel())
+            total += n
+            size += n * int(p.element_size())
+            if p.requires_grad:
+                trainable += n
+        for b in model.buffers():
+            size += int(b.numel()) * int(b.element_size())
+        dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})
+        return {
+            "name": name or type(model).__name__,
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "framework": "torch",
+            "parameter_count": total,
+            "trainable_parameter_count": trainable,
+            "size_bytes": size,
+            "dtypes": dtypes,
+            "layer_count": sum(1 for _ in model.modules()) - 1,
+        }
+    if hasattr(model, "weights") and hasattr(model, "trainable_weights"):  # Keras
+        import numpy as np
+
+        def count(ws: Any) -> int:
+            return int(sum(int(np.prod(tuple(w.shape))) for w in ws))
+
+        size = 0
+        for w in model.weights:
+            size += int(np.prod(tuple(w.shape))) * np.dtype(_dtype_name(w.dtype)).itemsize
+        policy = getattr(model, "dtype_policy", None)
+        return {
+            "name": name or getattr(model, "name", None) or type(model).__name__,
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "framework": module if module in ("keras", "tf_keras") else "keras",
+            "parameter_count": count(model.weights),
+            "trainable_parameter_count": count(model.trainable_weights),
+            "size_bytes": size,
+            "dtype_policy": getattr(policy, "name", None) if policy is not None else None,
+            "layer_count": len(getattr(model, "layers", []) or []),
+            "built": bool(getattr(model, "built", True)),
+        }
+    raise TypeError(
+        f"log_model needs a Keras model or a PyTorch module, not {type(model).__name__}"
+    )
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None) or str(dtype)
+    return {"bfloat16": "float16"}.get(name, name)  # numpy lacks bfloat16; same itemsize

@@ -1,0 +1,67 @@
+"""Shared fixtures.
+
+`TTSMON_TEST_NO_TF=1` makes TensorFlow and Keras unimportable in this process
+(the suite's second pass in `make test`), so the TF-free path is tested in a
+process where TensorFlow cannot be imported at all.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import logging
+import os
+import sys
+
+import pytest
+
+_BLOCKED = ("tensorflow", "keras", "tf_keras")
+
+
+class _BlockTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".", 1)[0] in _BLOCKED:
+            raise ImportError(f"{fullname} is blocked (TTSMON_TEST_NO_TF=1)")
+        return None
+
+
+NO_TF = os.environ.get("TTSMON_TEST_NO_TF") == "1"
+if NO_TF:
+    if any(m.split(".", 1)[0] in _BLOCKED for m in sys.modules):
+        raise RuntimeError("TensorFlow was imported before the blocker was installed")
+    sys.meta_path.insert(0, _BlockTensorFlow())
+
+
+def _tf_available() -> bool:
+    if NO_TF:
+        return False
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+WRITERS = ["event", "tf"]
+
+
+@pytest.fixture(params=WRITERS)
+def writer_name(request):
+    """Each recorder test runs once per writer; the tf one needs TensorFlow."""
+    if request.param == "tf" and not _tf_available():
+        pytest.skip("TensorFlow is not importable in this process")
+    return request.param
+
+
+@pytest.fixture
+def needs_tf():
+    """Skips a test where TensorFlow cannot be imported."""
+    if not _tf_available():
+        pytest.skip("TensorFlow is not importable in this process")
+
+
+@pytest.fixture(autouse=True)
+def _ttsmon_logs_propagate():
+    # caplog listens on the root logger; make sure ours reaches it.
+    logger = logging.getLogger("tb_plugin_ttsmon")
+    logger.propagate = True
+    yield

@@ -10,10 +10,18 @@ STAMP := $(VENV)/.ttsmon-installed
 
 .PHONY: test lint typecheck pytest pytest-no-tf bench clean
 
+# PyTorch's CPU build, for the tests of the PyTorch path, only where its wheel
+# lies on this machine's disk: from an index, `pip install torch` would fetch a
+# multi-GB CUDA build. Without it those tests skip.
+TORCH_WHEELS := $(wildcard /opt/wheels/torch-*+cpu-cp3*-manylinux*_x86_64.whl)
+
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	for whl in $(TORCH_WHEELS); do \
+	  $(PY) -m pip install -q "$$whl" 2>/dev/null && break; \
+	done; $(PY) -c 'import torch' 2>/dev/null || echo "PyTorch not installed: its tests skip"
 	touch $@
 
 test: lint typecheck pytest pytest-no-tf

@@ -15,6 +15,7 @@ of each tag in each event file, which is all TensorBoard reads of it.
 from __future__ import annotations
 
 import abc
+import errno
 import os
 import threading
 import time
@@ -137,6 +138,46 @@ class SummaryWriter(abc.ABC):
         """Flushes and closes; called with the lock held, once."""
 
 
+class _GuardedFile:
+    """The file under EventFileWriter's writer thread, holding errors back.
+
+    EventFileWriter's thread dies on the first write error and prints a
+    traceback into the training job's stderr. Behind this proxy the first
+    error is kept instead, later writes to the broken file are dropped, and
+    `EventFileSummaryWriter` raises the error on the caller's next write, where
+    `Monitor` logs it once and opens a new file later.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self.error: BaseException | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.error is None:
+            try:
+                self._file.write(data)
+            except Exception as err:
+                self.error = err
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._file.flush()
+            except Exception as err:
+                self.error = err
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except Exception as err:
+            if self.error is None:
+                self.error = err
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._file, "closed", False))
+
+
 class EventFileSummaryWriter(SummaryWriter):
     """The TF-free writer, on TensorBoard's `EventFileWriter`.
 
@@ -151,6 +192,8 @@ class EventFileSummaryWriter(SummaryWriter):
         super().__init__(logdir, flush_s)
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+        _check_local_dir_writable(logdir)
+
         self._writer = EventFileWriter(
             logdir,
             max_queue_size=_EVENT_QUEUE_SIZE,
@@ -158,15 +201,30 @@ class EventFileSummaryWriter(SummaryWriter):
             filename_suffix=FILENAME_SUFFIX,
         )
         self.path: str = getattr(self._writer, "_file_name", "")
+        # EventFileWriter -> _AsyncWriter -> RecordWriter -> file. Private
+        # names: if a TensorBoard release renames them, errors still reach
+        # the caller, only with the writer thread's traceback on stderr.
+        self._guard: _GuardedFile | None = None
+        record_writer = getattr(getattr(self._writer, "_async_writer", None), "_writer", None)
+        if record_writer is not None and hasattr(record_writer, "_writer"):
+            self._guard = _GuardedFile(record_writer._writer)
+            record_writer._writer = self._guard
+
+    def _raise_file_error(self) -> None:
+        if self._guard is not None and self._guard.error is not None:
+            raise self._guard.error
 
     def _write_summary(self, step: int, summary: summary_pb2.Summary, wall_time_s: float) -> None:
+        self._raise_file_error()
         self._writer.add_event(event_pb2.Event(wall_time=wall_time_s, step=step, summary=summary))
 
     def _flush(self) -> None:
         self._writer.flush()
+        self._raise_file_error()
 
     def _close(self) -> None:
         self._writer.close()
+        self._raise_file_error()
 
 
 class TFSummaryWriter(SummaryWriter):
@@ -209,6 +267,28 @@ class TFSummaryWriter(SummaryWriter):
 
     def _close(self) -> None:
         self._writer.close()
+
+
+def _check_local_dir_writable(logdir: str) -> None:
+    """Raises OSError when a local `logdir` cannot take a new file.
+
+    EventFileWriter opens its file on its own thread, where a failure would
+    end in a traceback on stderr; checking first keeps a read-only or
+    foreign-owned directory to one clear error on the caller's side.
+    """
+    if "://" in logdir:
+        return
+    os.makedirs(logdir, exist_ok=True)
+    if not os.access(logdir, os.W_OK | os.X_OK):
+        code = errno.EROFS if _read_only_fs(logdir) else errno.EACCES
+        raise OSError(code, os.strerror(code), logdir)
+
+
+def _read_only_fs(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _listdir(path: str) -> list[str]:

@@ -31,7 +31,7 @@ class HostSource:
     def __init__(self, faults: FaultLog, logdir: str | None = None, per_core: bool = True) -> None:
         self._faults = faults
         self._health = FieldHealth(faults, "host")
-        self._logdir = logdir if logdir and "://" not in logdir else None
+        self._logdir = os.path.abspath(logdir) if logdir and "://" not in logdir else None
         self._per_core = per_core
         self._core_tags: list[str] = []
         self._last_s: float | None = None
@@ -123,7 +123,12 @@ class HostSource:
     def _logdir_disk(self, dt: float | None, out: dict[str, float]) -> None:
         if self._logdir is None:
             return
-        du = psutil.disk_usage(self._logdir)
+        path = self._logdir
+        # The run directory may not exist (yet, or any more): its filesystem
+        # is then that of the nearest existing parent.
+        while not os.path.isdir(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        du = psutil.disk_usage(path)
         out["system/logdir_disk_free_bytes"] = float(du.free)
         out["system/logdir_disk_used_percent"] = float(du.percent)
 

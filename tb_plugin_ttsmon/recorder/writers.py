@@ -269,12 +269,17 @@ class TFSummaryWriter(SummaryWriter):
         self._writer.close()
 
 
+# A directory with less free space than this gets no new event file.
+_MIN_FREE_BYTES = 64 * 1024
+
+
 def _check_local_dir_writable(logdir: str) -> None:
     """Raises OSError when a local `logdir` cannot take a new file.
 
-    EventFileWriter opens its file on its own thread, where a failure would
-    end in a traceback on stderr; checking first keeps a read-only or
-    foreign-owned directory to one clear error on the caller's side.
+    EventFileWriter writes its first record on its own thread, where a
+    failure ends in a traceback on stderr (once per retry); checking first
+    turns a read-only, foreign-owned or full directory into one clear error
+    on the caller's side.
     """
     if "://" in logdir:
         return
@@ -282,6 +287,14 @@ def _check_local_dir_writable(logdir: str) -> None:
     if not os.access(logdir, os.W_OK | os.X_OK):
         code = errno.EROFS if _read_only_fs(logdir) else errno.EACCES
         raise OSError(code, os.strerror(code), logdir)
+    try:
+        st = os.statvfs(logdir)
+    except OSError:
+        return
+    # root may use the blocks reserved for it; others may not.
+    free_blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+    if free_blocks * st.f_frsize < _MIN_FREE_BYTES:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), logdir)
 
 
 def _read_only_fs(path: str) -> bool:

@@ -79,9 +79,8 @@ class MonitorCallback(keras.callbacks.Callback):
         self._epoch_base = 0
         self._completed = 0
         self._model_logged = False
-        self._norms: Any = None  # keras.Variable [global, layer...]
-        self._applied: Any = None  # keras.Variable counting optimizer applies
-        self._applied_seen = 0
+        self._hook_var: Any = None  # keras.Variable, see _wrap_optimizer
+        self._hook_seen = 0.0
         self._layers: list[str] = []
         self._wrapped: tuple[Any, Any] | None = None  # (optimizer, original apply)
 
@@ -97,7 +96,7 @@ class MonitorCallback(keras.callbacks.Callback):
             self._base_step = 0
         self._completed = 0
         self._epoch_base = 0
-        if self.gradient_norms and optimizer is not None and self._wrapped is None:
+        if optimizer is not None and self._wrapped is None:
             self._wrap_optimizer(optimizer)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -132,26 +131,26 @@ class MonitorCallback(keras.callbacks.Callback):
     # -- helpers -----------------------------------------------------------
 
     def _log_train(self, step: int, logs: dict[str, Any]) -> None:
+        """Writes the step's metrics, learning rate and gradient norms as one event."""
         monitor = self.monitor
         if monitor is None:
             return
-        scalars: dict[str, Any] = {}
+        tags: dict[str, float] = {}
         for key, value in logs.items():
-            if _is_number(value) and not key.startswith("val_"):
-                scalars[_metric_name(key)] = value
-        lr = self._learning_rate()
-        if lr is not None:
-            scalars["learning_rate"] = lr
-        loss = scalars.pop("loss", None)
-        accuracy = scalars.pop("accuracy", None)
-        learning_rate = scalars.pop("learning_rate", None)
-        grad_norm = None
-        per_layer = self._read_norms()
-        if per_layer is not None:
-            grad_norm = per_layer.pop("", None)
-        monitor.log_training(step, loss, accuracy, learning_rate, grad_norm, **scalars)
-        if per_layer:
-            monitor.log_scalars(step, {f"gradients/{k}/norm": v for k, v in per_layer.items()})
+            if not key.startswith("val_") and _is_number(value):
+                tags["train/" + _metric_name(key)] = float(value)
+        hooked = self._read_hook()  # one device read: lr and norms of the last step
+        if hooked is not None:
+            tags["train/learning_rate"] = hooked[0]
+            if len(hooked) > 1:
+                tags["train/gradient_norm"] = hooked[1]
+                for layer, norm in zip(self._layers, hooked[2:]):
+                    tags[f"gradients/{layer}/norm"] = norm
+        else:
+            lr = self._learning_rate()
+            if lr is not None:
+                tags["train/learning_rate"] = lr
+        monitor._log_training_step(step, tags)
 
     def _learning_rate(self) -> float | None:
         optimizer = getattr(self.model, "optimizer", None)
@@ -172,49 +171,59 @@ class MonitorCallback(keras.callbacks.Callback):
             logger.warning("ttsmon: cannot log the model's facts (%s)", err)
 
     def _wrap_optimizer(self, optimizer: Any) -> None:
-        """Makes the optimizer store gradient norms in a variable on each apply."""
+        """Makes the optimizer keep each step's learning rate and gradient norms.
+
+        They go into one variable, ``[apply count mod 2**20, learning rate,
+        global norm, norm of each layer...]`` (the norms only with
+        `gradient_norms`), so that logging a step costs one read from the
+        device, and the rate logged is the one the step applied. The count tells a fresh value from one left by an
+        earlier step (or by a train function traced before the hook).
+        """
         inner = getattr(optimizer, "inner_optimizer", None) or optimizer  # LossScaleOptimizer
         try:
-            variables = list(self.model.trainable_variables)
+            variables = list(self.model.trainable_variables) if self.gradient_norms else []
             names = [variable_name(v) for v in variables]
-            self._layers = sorted({layer_of(n) for n in names})
-            index = {layer: i + 1 for i, layer in enumerate(self._layers)}
+            layers = sorted({layer_of(n) for n in names})
+            index = {layer: i for i, layer in enumerate(layers)}
             owners = [index[layer_of(n)] for n in names]
             ops = keras.ops
-            if self._norms is None or int(self._norms.shape[0]) != len(self._layers) + 1:
+            if self._hook_var is None or layers != self._layers:
                 # Created once per callback: a train function traced in an
-                # earlier fit keeps writing into these same variables.
-                self._norms = keras.Variable(
+                # earlier fit keeps writing into this same variable.
+                self._hook_var = keras.Variable(
                     initializer="zeros",
-                    shape=(len(self._layers) + 1,),
+                    shape=(len(layers) + (3 if self.gradient_norms else 2),),
                     dtype="float32",
                     trainable=False,
                 )
-                self._applied = keras.Variable(
-                    initializer=0, shape=(), dtype="int64", trainable=False
-                )
-            self._applied_seen = int(keras.ops.convert_to_numpy(self._applied))
+            self._layers = layers
+            self._hook_seen = float(keras.ops.convert_to_numpy(self._hook_var)[0])
             original = inner.apply
-            norms_var, applied_var = self._norms, self._applied
-            n_slots = len(self._layers) + 1
+            hook_var = self._hook_var
+
+            with_norms = self.gradient_norms
 
             def apply(grads: Any, trainable_variables: Any = None) -> Any:
-                sums = [ops.zeros((), dtype="float32") for _ in range(n_slots)]
+                count = ops.mod(hook_var[0] + 1.0, 2.0**20)
+                lr = ops.cast(inner.learning_rate, "float32")
+                if not with_norms:
+                    hook_var.assign(ops.stack([count, lr]))
+                    return original(grads, trainable_variables)
+                zero = ops.zeros((), dtype="float32")
+                sums = [zero for _ in layers]
                 for g, slot in zip(grads, owners):
                     if g is None:
                         continue
                     g = getattr(g, "values", g)  # IndexedSlices (embeddings)
-                    s = ops.sum(ops.square(ops.cast(g, "float32")))
-                    sums[slot] = sums[slot] + s
-                sums[0] = sum(sums[1:], ops.zeros((), dtype="float32"))
-                norms_var.assign(ops.sqrt(ops.stack(sums)))
-                applied_var.assign_add(ops.ones((), dtype="int64"))
+                    sums[slot] = sums[slot] + ops.sum(ops.square(ops.cast(g, "float32")))
+                global_norm = ops.sqrt(sum(sums, zero))
+                hook_var.assign(ops.stack([count, lr, global_norm, *[ops.sqrt(x) for x in sums]]))
                 return original(grads, trainable_variables)
 
             inner.apply = apply
             self._wrapped = (inner, original)
         except Exception as err:
-            self._norms = None
+            self._hook_var = None
             logger.warning("ttsmon: gradient norms are off for this fit (%s)", err)
 
     def _unwrap_optimizer(self) -> None:
@@ -226,18 +235,15 @@ class MonitorCallback(keras.callbacks.Callback):
                 pass
             self._wrapped = None
 
-    def _read_norms(self) -> dict[str, float] | None:
-        """{"": global norm, layer: norm}, or None when no step applied since last read."""
-        if self._norms is None or self._applied is None:
+    def _read_hook(self) -> list[float] | None:
+        """[learning rate, global norm, layer norms...] of the latest step, if fresh."""
+        if self._hook_var is None:
             return None
-        applied = int(keras.ops.convert_to_numpy(self._applied))
-        if applied == self._applied_seen:
-            return None  # train function traced without our wrapper, or no new step
-        self._applied_seen = applied
-        values = keras.ops.convert_to_numpy(self._norms).tolist()
-        out = {"": float(values[0])}
-        out.update({layer: float(v) for layer, v in zip(self._layers, values[1:])})
-        return out
+        values = keras.ops.convert_to_numpy(self._hook_var).tolist()
+        if values[0] == self._hook_seen:
+            return None  # train function traced without the hook, or no new step
+        self._hook_seen = values[0]
+        return [float(v) for v in values[1:]]
 
 
 def _is_number(value: Any) -> bool:

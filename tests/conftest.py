@@ -61,7 +61,11 @@ def needs_tf():
 
 @pytest.fixture(autouse=True)
 def _ttsmon_logs_propagate():
-    # caplog listens on the root logger; make sure ours reaches it.
+    # caplog listens on the root logger; make sure ours reaches it. Each test
+    # is its own "process" for the warnings that are once per process.
+    from tb_plugin_ttsmon.recorder import faults
+
+    faults._PROCESS_SEEN.clear()
     logger = logging.getLogger("tb_plugin_ttsmon")
     logger.propagate = True
     yield

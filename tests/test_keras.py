@@ -48,7 +48,8 @@ def test_fit_records_training_validation_gradients_and_model(tmp_path):
     assert all(v > 0 for v in series["train/loss"].values)
     assert len(series["train/mae"].values) == 6
     lr = series["train/learning_rate"].values
-    assert lr[0] == pytest.approx(0.01 * 0.5 ** (1 / 4), rel=1e-4)  # schedule after one step
+    # The rate each step applied: the schedule at iterations 0, 1, ...
+    assert lr[:2] == pytest.approx([0.01, 0.01 * 0.5 ** (1 / 4)], rel=1e-5)
     assert lr == sorted(lr, reverse=True)
     assert series["val/loss"].steps == [3, 6]
     gnorm = series["train/gradient_norm"].values
@@ -103,3 +104,38 @@ def test_bad_update_freq():
 
     with pytest.raises(ValueError, match="update_freq"):
         MonitorCallback("logs", update_freq=0)
+
+
+def test_without_gradient_hook(tmp_path):
+    from tb_plugin_ttsmon.keras import MonitorCallback
+
+    x, y = _data()
+    model = _model()
+    cb = MonitorCallback(str(tmp_path / "run"), interval=None, gradient_norms=False, writer="event")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    with python_provider(str(tmp_path)) as p:
+        series = read_scalars(p, "run")
+    assert series["train/loss"].steps == [1, 2, 3, 4]
+    assert len(series["train/learning_rate"].values) == 4
+    assert not any(t.startswith("gradients/") or t == "train/gradient_norm" for t in series)
+
+
+def test_mixed_precision_norms_are_unscaled(tmp_path):
+    """Under mixed_float16 the hook sits on the inner optimizer, after unscaling."""
+    import keras
+
+    from tb_plugin_ttsmon.keras import MonitorCallback
+
+    x, y = _data(16)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = _model()
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        cb = MonitorCallback(str(tmp_path / "run"), interval=None, writer="event")
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[cb])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with python_provider(str(tmp_path)) as p:
+        norms = read_scalars(p, "run")["train/gradient_norm"].values
+    # The loss scale is 2**15: scaled norms would be tens of thousands.
+    assert norms and all(0 < n < 100 for n in norms), norms

@@ -13,6 +13,11 @@ import threading
 
 logger = logging.getLogger("tb_plugin_ttsmon")
 
+# Keys of faults that belong to the process (no NVML on this host), not to one
+# Monitor: a job that runs `fit` ten times, each with its own Monitor, is told once.
+_PROCESS_SEEN: set[str] = set()
+_PROCESS_LOCK = threading.Lock()
+
 
 class FaultLog:
     """Logs each fault key once, at WARNING (thread-safe)."""
@@ -22,12 +27,20 @@ class FaultLog:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def warn_once(self, key: str, msg: str, *args: object) -> bool:
-        """Logs `msg % args` unless `key` was logged before; True if it logged."""
+    def warn_once(self, key: str, msg: str, *args: object, per_process: bool = False) -> bool:
+        """Logs `msg % args` unless `key` was logged before; True if it logged.
+
+        With `per_process`, "before" includes every other FaultLog of this process.
+        """
         with self._lock:
             if key in self._seen:
                 return False
             self._seen.add(key)
+        if per_process:
+            with _PROCESS_LOCK:
+                if key in _PROCESS_SEEN:
+                    return False
+                _PROCESS_SEEN.add(key)
         self._log.warning("ttsmon: " + msg, *args)
         return True
 

@@ -335,13 +335,24 @@ class Monitor:
             else:
                 tag = "train/" + metadata.check_name(name)
             scalars[tag] = to_float(name, value)
+        self._log_training_step(step, scalars)
+
+    def _log_training_step(self, step: int, scalars: dict[str, float]) -> None:
+        """Writes one training step's values (full, checked tags) as one event.
+
+        Adds ``train/steps_per_s`` since the previous step logged here and
+        makes `step` the sampler's latest training step. The Keras callback
+        calls this directly, to write a step's metrics and gradient norms in
+        one event.
+        """
         now = time.monotonic()
         mark = self._last_steps_per_s_mark
         if mark is not None and step > mark[0] and now > mark[1]:
             scalars["train/steps_per_s"] = (step - mark[0]) / (now - mark[1])
         if mark is None or step != mark[0]:
             self._last_steps_per_s_mark = (step, now)
-        self._note_training_step(step)
+        if self._last_training_step is None or step > self._last_training_step:
+            self._last_training_step = step
         self._emit(step, scalars)
 
     def log_validation(self, step: int, **metrics: Any) -> None:
@@ -392,7 +403,8 @@ class Monitor:
         scalars = {"train/gradient_norm": total}
         for layer, norm in per_layer.items():
             scalars[f"gradients/{layer}/norm"] = norm
-        self._note_training_step(step)
+        if self._last_training_step is None or step > self._last_training_step:
+            self._last_training_step = step
         self._emit(step, scalars)
         return total
 
@@ -412,10 +424,6 @@ class Monitor:
         doc = _model_facts(model, name)
         self._emit(self._model_clock.next(time.time()), {}, {metadata.MODEL_FACTS_TAG: doc})
         return doc
-
-    def _note_training_step(self, step: int) -> None:
-        if self._last_training_step is None or step > self._last_training_step:
-            self._last_training_step = step
 
     # -- inference --------------------------------------------------------
 

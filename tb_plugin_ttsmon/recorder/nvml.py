@@ -583,7 +583,7 @@ class NvmlSource:
 
     def _turn_off(self, reason: str) -> None:
         self._facts["reason"] = reason
-        self._faults.warn_once("nvml:off", "GPU metrics are off: %s", reason)
+        self._faults.warn_once("nvml:off", "GPU metrics are off: %s", reason, per_process=True)
 
     def _shutdown_quietly(self) -> None:
         if self._live:

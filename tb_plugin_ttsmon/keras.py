@@ -176,8 +176,9 @@ class MonitorCallback(keras.callbacks.Callback):
         They go into one variable, ``[apply count mod 2**20, learning rate,
         global norm, norm of each layer...]`` (the norms only with
         `gradient_norms`), so that logging a step costs one read from the
-        device, and the rate logged is the one the step applied. The count tells a fresh value from one left by an
-        earlier step (or by a train function traced before the hook).
+        device, and the rate logged is the one the step applied. The count
+        tells a fresh value from one left by an earlier step (or by a train
+        function traced before the hook).
         """
         inner = getattr(optimizer, "inner_optimizer", None) or optimizer  # LossScaleOptimizer
         try:

@@ -139,3 +139,12 @@ def test_mixed_precision_norms_are_unscaled(tmp_path):
         norms = read_scalars(p, "run")["train/gradient_norm"].values
     # The loss scale is 2**15: scaled norms would be tens of thousands.
     assert norms and all(0 < n < 100 for n in norms), norms
+
+
+def test_public_names():
+    import tb_plugin_ttsmon as ttsmon
+    from tb_plugin_ttsmon.keras import MonitorCallback
+
+    assert ttsmon.keras.MonitorCallback is MonitorCallback
+    with pytest.raises(AttributeError):
+        ttsmon.no_such_name  # noqa: B018

@@ -205,18 +205,19 @@ def test_logging_after_close_warns_once_and_does_not_raise(tmp_path, caplog):
     ) == 1
 
 
-def test_interpreter_exit_flushes(tmp_path):
+def test_interpreter_exit_flushes(tmp_path, writer_name):
     script = textwrap.dedent(
         f"""
         import tb_plugin_ttsmon as ttsmon
-        mon = ttsmon.Monitor({str(tmp_path / "run")!r}, interval=None, flush_s=60, writer="event")
+        mon = ttsmon.Monitor(
+            {str(tmp_path / "run")!r}, interval=0.1, flush_s=60, writer={writer_name!r}
+        )
         for step in range(3):
             mon.log_training(step, loss=float(step))
         # no close(): interpreter exit must flush
         """
     )
-    env = dict(os.environ, TTSMON_WRITER="event")
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert _read(tmp_path)["train/loss"].values == [0.0, 1.0, 2.0]
 
 

@@ -1,0 +1,283 @@
+"""What the routes return, read through TensorBoard's data provider only.
+
+Pure functions of (data provider, request context, experiment, query): the
+routes in `plugin.py` parse and respond, these read and shape. Tests call
+them without HTTP. Nothing here uses the multiplexer, which does not exist
+under TensorBoard's Rust loader.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from tensorboard import errors
+from tensorboard.data import provider as provider_lib
+
+from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon.plugin.downsample import minmax_indices
+
+PLUGIN = metadata.PLUGIN_NAME
+# Ask the data provider for every point it keeps; the loader's own limit
+# (--samples_per_plugin) is the real bound.
+READ_ALL = 10**8
+# Scopes whose latest values the overview shows.
+SAMPLED_GROUPS = ("system", "process", "container", "gpu", "tf")
+
+
+class Series:
+    """One series as numpy columns."""
+
+    __slots__ = ("kind", "step", "unit", "value", "wall_time")
+
+    def __init__(self, unit: str, kind: str, data: Sequence[Any]) -> None:
+        self.unit = unit
+        self.kind = kind
+        n = len(data)
+        self.wall_time = np.fromiter((d.wall_time for d in data), np.float64, n)
+        self.step = np.fromiter((d.step for d in data), np.int64, n)
+        self.value = np.fromiter((d.value for d in data), np.float64, n)
+
+    def rows(self, index: np.ndarray | None = None) -> list[list[Any]]:
+        """``[wall_time_s, step, value]`` rows, non-finite values as JSON-safe strings."""
+        w, s, v = self.wall_time, self.step, self.value
+        if index is not None:
+            w, s, v = w[index], s[index], v[index]
+        values: list[Any] = v.tolist()
+        for i in np.flatnonzero(~np.isfinite(v)).tolist():
+            values[i] = _non_finite_name(values[i])
+        return [list(r) for r in zip(w.tolist(), s.tolist(), values)]
+
+
+def _non_finite_name(x: float) -> str:
+    if math.isnan(x):
+        return "NaN"
+    return "Infinity" if x > 0 else "-Infinity"
+
+
+def group_of(tag: str) -> str:
+    """The scope of a tag: its first component."""
+    return tag.split("/", 1)[0]
+
+
+class Reader:
+    """Reads ttsmon data of one experiment for one request."""
+
+    def __init__(self, data_provider: Any, ctx: Any, experiment_id: str) -> None:
+        self._provider = data_provider
+        self._ctx = ctx
+        self._eid = experiment_id
+
+    # -- listing ---------------------------------------------------------------
+
+    def _list_scalars(self, runs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        flt = provider_lib.RunTagFilter(runs=runs) if runs is not None else None
+        return self._provider.list_scalars(
+            self._ctx, experiment_id=self._eid, plugin_name=PLUGIN, run_tag_filter=flt
+        )
+
+    def _list_tensors(self, runs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        flt = provider_lib.RunTagFilter(runs=runs) if runs is not None else None
+        return self._provider.list_tensors(
+            self._ctx, experiment_id=self._eid, plugin_name=PLUGIN, run_tag_filter=flt
+        )
+
+    def _documents(self, runs: Sequence[str] | None, tag: str) -> dict[str, list[Any]]:
+        """Every JSON document `tag` per run, in step order (unparsable ones skipped)."""
+        flt = provider_lib.RunTagFilter(runs=runs, tags=[tag])
+        data = self._provider.read_tensors(
+            self._ctx,
+            experiment_id=self._eid,
+            plugin_name=PLUGIN,
+            downsample=READ_ALL,
+            run_tag_filter=flt,
+        )
+        out: dict[str, list[Any]] = {}
+        for run, tags in data.items():
+            docs = []
+            for datum in tags.get(tag, []):
+                try:
+                    arr = np.asarray(datum.numpy)
+                    docs.append(metadata.decode_document(arr.reshape(-1)[0]))
+                except (ValueError, IndexError, UnicodeDecodeError, TypeError):
+                    continue  # a damaged document is no reason to fail the run
+            out[run] = docs
+        return out
+
+    def _require_run(self, run: str) -> dict[str, Any]:
+        scalars = self._list_scalars([run]).get(run)
+        tensors = self._list_tensors([run]).get(run)
+        if not scalars and not tensors:
+            raise errors.NotFoundError(f"run {run!r} has no ttsmon data")
+        return scalars or {}
+
+    # -- routes ----------------------------------------------------------------
+
+    def runs(self) -> dict[str, Any]:
+        """The runs holding ttsmon data, with their latest facts."""
+        scalars = self._list_scalars()
+        tensors = self._list_tensors()
+        names = sorted(set(scalars) | set(tensors))
+        facts = self._documents(names, metadata.RUN_FACTS_TAG) if names else {}
+        out = []
+        for run in names:
+            docs = facts.get(run, [])
+            latest = docs[-1] if docs else None
+            series = scalars.get(run, {})
+            walls = [ts.max_wall_time for ts in series.values()]
+            walls += [ts.max_wall_time for ts in tensors.get(run, {}).values()]
+            out.append(
+                {
+                    "run": run,
+                    "hostname": latest.get("hostname") if isinstance(latest, dict) else None,
+                    "started_at_s": docs[0].get("started_at_s")
+                    if docs and isinstance(docs[0], dict)
+                    else None,
+                    "last_wall_time_s": max(walls) if walls else None,
+                    "restarts": max(len(docs) - 1, 0),
+                    "groups": sorted({group_of(t) for t in series}),
+                    "facts": latest,
+                }
+            )
+        return {"runs": out}
+
+    def tags(self, run: str) -> dict[str, Any]:
+        """Every series of `run` with unit and kind."""
+        series = self._require_run(run)
+        out = []
+        for tag in sorted(series):
+            ts = series[tag]
+            payload = metadata.parse_plugin_metadata(ts.plugin_content)
+            out.append(
+                {
+                    "tag": tag,
+                    "group": group_of(tag),
+                    "unit": payload.unit,
+                    "kind": payload.kind,
+                    "description": payload.description or ts.description or "",
+                    "max_step": ts.max_step,
+                    "max_wall_time_s": ts.max_wall_time,
+                }
+            )
+        return {"run": run, "tags": out}
+
+    def read(self, run: str, tags: Iterable[str] | None = None) -> dict[str, Series]:
+        """Every kept point of `tags` (default: all) of `run`.
+
+        Raises:
+          NotFoundError: the run, or one of `tags`, does not exist.
+        """
+        listed = self._require_run(run)
+        wanted = sorted(listed) if tags is None else list(dict.fromkeys(tags))
+        for tag in wanted:
+            if tag not in listed:
+                raise errors.NotFoundError(f"run {run!r} has no ttsmon series {tag!r}")
+        if not wanted:
+            return {}
+        data = self._provider.read_scalars(
+            self._ctx,
+            experiment_id=self._eid,
+            plugin_name=PLUGIN,
+            downsample=READ_ALL,
+            run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=wanted),
+        ).get(run, {})
+        out = {}
+        for tag in wanted:
+            payload = metadata.parse_plugin_metadata(listed[tag].plugin_content)
+            out[tag] = Series(payload.unit, payload.kind, data.get(tag, []))
+        return out
+
+    def series(self, run: str, tags: Sequence[str], points: int) -> dict[str, Any]:
+        """Rows of `tags`, each downsampled to about `points` (spikes kept)."""
+        out = {}
+        for tag, s in self.read(run, tags).items():
+            index = minmax_indices(s.value, points) if len(s.value) > points else None
+            out[tag] = {
+                "unit": s.unit,
+                "kind": s.kind,
+                "total": len(s.value),
+                "rows": s.rows(index),
+            }
+        return {"run": run, "points": points, "series": out}
+
+    def overview(self, run: str) -> dict[str, Any]:
+        """Latest sampled values, facts, model facts and how much was recorded."""
+        listed = self._require_run(run)
+        sampled = [t for t in listed if group_of(t) in SAMPLED_GROUPS]
+        latest_data = self._provider.read_scalars(
+            self._ctx,
+            experiment_id=self._eid,
+            plugin_name=PLUGIN,
+            downsample=1,  # the data providers always keep the last point
+            run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=[*sampled, "train/loss"]),
+        ).get(run, {})
+        latest = {}
+        for tag in sorted(sampled):
+            points = latest_data.get(tag)
+            if not points:
+                continue
+            d = points[-1]
+            unit = metadata.parse_plugin_metadata(listed[tag].plugin_content).unit
+            latest[tag] = {
+                "value": d.value,
+                "unit": unit,
+                "wall_time_s": d.wall_time,
+                "step": d.step,
+            }
+        counted = [t for t in ("sampler/duration_ms", "inference/latency_ms") if t in listed]
+        full = self.read(run, counted) if counted else {}
+        samples = full.get("sampler/duration_ms")
+        facts = self._documents([run], metadata.RUN_FACTS_TAG).get(run, [])
+        models = self._documents([run], metadata.MODEL_FACTS_TAG).get(run, [])
+        first = last = None
+        if samples is not None and len(samples.wall_time):
+            first, last = float(samples.wall_time[0]), float(samples.wall_time[-1])
+        if facts and isinstance(facts[0], dict) and isinstance(facts[0].get("started_at_s"), float):
+            first = min(first or math.inf, facts[0]["started_at_s"])
+        train_steps = [ts.max_step for t, ts in listed.items() if group_of(t) == "train"]
+        loss = latest_data.get("train/loss")
+        requests = full.get("inference/latency_ms")
+        return {
+            "run": run,
+            "facts": facts[-1] if facts else None,
+            "model": models[-1] if models else None,
+            "latest": latest,
+            "sample_count": len(samples.value) if samples is not None else 0,
+            "first_wall_time_s": first,
+            "last_wall_time_s": last,
+            "duration_s": (last - first) if first is not None and last is not None else None,
+            "training": {
+                "last_step": max(train_steps) if train_steps else None,
+                "loss": loss[-1].value if loss else None,
+            },
+            "inference": {"requests": len(requests.value) if requests is not None else 0},
+        }
+
+    def export_json(self, run: str) -> dict[str, Any]:
+        """The whole run (every kept point) as one JSON-able document."""
+        data = self.read(run)
+        facts = self._documents([run], metadata.RUN_FACTS_TAG).get(run, [])
+        models = self._documents([run], metadata.MODEL_FACTS_TAG).get(run, [])
+        return {
+            "run": run,
+            "facts": facts[-1] if facts else None,
+            "model": models[-1] if models else None,
+            "series": {
+                tag: {"unit": s.unit, "kind": s.kind, "rows": s.rows()} for tag, s in data.items()
+            },
+        }
+
+    def export_csv(self, run: str) -> str:
+        """The whole run as long-format CSV: tag, unit, kind, wall_time_s, step, value."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["tag", "unit", "kind", "wall_time_s", "step", "value"])
+        for tag, s in self.read(run).items():
+            # repr() of a float round-trips exactly and spells nan/inf/-inf.
+            for w, st, v in zip(s.wall_time.tolist(), s.step.tolist(), s.value.tolist()):
+                writer.writerow([tag, s.unit, s.kind, repr(w), st, repr(v)])
+        return buf.getvalue()

@@ -357,7 +357,7 @@ def test_frontend_metadata_and_activity(logdir):
 def test_fix_flags_default_and_user_value():
     flags = argparse.Namespace(samples_per_plugin={})
     TTSMonLoader().fix_flags(flags)
-    assert flags.samples_per_plugin == {"ttsmon": 10_000}
+    assert flags.samples_per_plugin == {"ttsmon": 5_000}
     flags = argparse.Namespace(samples_per_plugin={"ttsmon": 50, "images": 3})
     TTSMonLoader().fix_flags(flags)
     assert flags.samples_per_plugin == {"ttsmon": 50, "images": 3}

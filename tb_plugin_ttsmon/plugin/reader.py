@@ -42,15 +42,15 @@ class Series:
         self.step = np.fromiter((d.step for d in data), np.int64, n)
         self.value = np.fromiter((d.value for d in data), np.float64, n)
 
-    def rows(self, index: np.ndarray | None = None) -> list[list[Any]]:
-        """``[wall_time_s, step, value]`` rows, non-finite values as JSON-safe strings."""
+    def rows(self, index: np.ndarray | None = None) -> list[tuple[Any, ...]]:
+        """``(wall_time_s, step, value)`` rows (JSON arrays), non-finite values as strings."""
         w, s, v = self.wall_time, self.step, self.value
         if index is not None:
             w, s, v = w[index], s[index], v[index]
         values: list[Any] = v.tolist()
         for i in np.flatnonzero(~np.isfinite(v)).tolist():
             values[i] = _non_finite_name(values[i])
-        return [list(r) for r in zip(w.tolist(), s.tolist(), values)]
+        return list(zip(w.tolist(), s.tolist(), values))
 
 
 def _non_finite_name(x: float) -> str:

@@ -73,7 +73,7 @@ class TensorFlowMonitor:
         """Stops sampling and flushes; returns a status line."""
         if self._monitor is None:
             return "Monitoring was not running"
-        samples = self._monitor._sampler.samples_taken if self._monitor._sampler else 0
+        samples = self._monitor.samples_taken
         self._monitor.close()
         duration = time.time() - self._started_at_s if self._started_at_s else 0.0
         self._started_at_s = None

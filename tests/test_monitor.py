@@ -25,9 +25,9 @@ def _read(tmp_path, run="run"):
 
 def _wait_for_samples(mon, n, timeout_s=30.0):
     deadline = time.monotonic() + timeout_s
-    while mon._sampler.samples_taken < n and time.monotonic() < deadline:
+    while mon.samples_taken < n and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert mon._sampler.samples_taken >= n
+    assert mon.samples_taken >= n
 
 
 def test_system_samples_and_run_facts(tmp_path, writer_name):

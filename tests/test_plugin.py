@@ -54,7 +54,7 @@ def logdir(tmp_path_factory):
         for i in range(40):
             mon.log_inference(latency_ms=100.0 + i, audio_seconds=2.0, stages={"gpt": 70.0})
         mon.log_model(_TinyTorchLike(), name="tiny")
-        while mon._sampler.samples_taken < 4:
+        while mon.samples_taken < 4:
             time.sleep(0.05)
     # A run with another writer's long series (for downsampling) and an RTL name.
     w = writers.create_writer("event", str(root / RTL_RUN))

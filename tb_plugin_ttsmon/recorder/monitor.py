@@ -517,6 +517,12 @@ class Monitor:
         return dict(self._last_sample)
 
     @property
+    def samples_taken(self) -> int:
+        """System samples taken since the sampler last started."""
+        sampler = self._sampler
+        return sampler.samples_taken if sampler is not None else 0
+
+    @property
     def last_sample_time_s(self) -> float | None:
         """Wall time of the latest sample."""
         return self._last_sample_wall_s

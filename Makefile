@@ -1,14 +1,20 @@
 # `make test` is the one test command (CI runs it through .ci/run).
-# It creates .venv when missing, installs the package with its test
-# dependencies, then runs ruff, mypy and the pytest suite twice: once with
-# TensorFlow, once in processes where TensorFlow cannot be imported.
+# It installs what the tests need (Debian's Chromium and an Ethiopic font when
+# run as root, .venv with the package and its test dependencies, the
+# frontend's npm packages), rebuilds the tab's bundle and fails if it differs
+# from the committed one, then runs ruff, mypy and the pytest suite twice:
+# once with TensorFlow, once in processes where TensorFlow cannot be imported.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ttsmon-installed
 
-.PHONY: test lint typecheck pytest pytest-no-tf bench clean
+.PHONY: test system-deps frontend bundle lint typecheck pytest pytest-no-tf bench clean
+
+# Headless Chromium for the browser tests (Playwright drives it; browser
+# downloads are impossible here) and a font with Ge'ez glyphs for Amharic.
+APT_PACKAGES := chromium fonts-sil-abyssinica
 
 # PyTorch's CPU build, for the tests of the PyTorch path, only where its wheel
 # lies on this machine's disk: from an index, `pip install torch` would fetch a
@@ -24,7 +30,25 @@ $(STAMP): setup.py pyproject.toml
 	done; $(PY) -c 'import torch' 2>/dev/null || echo "PyTorch not installed: its tests skip"
 	touch $@
 
-test: lint typecheck pytest pytest-no-tf
+test: system-deps frontend lint typecheck pytest pytest-no-tf
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $$missing; \
+	else echo "not root: install$$missing yourself, or the browser tests skip"; fi
+
+# The committed bundle must be what the sources build (pip installs need no
+# Node.js): `npm run check` type-checks, rebuilds in memory and fails if the
+# files in tb_plugin_ttsmon/static differ. `make bundle` rewrites them.
+frontend:
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run check
+
+bundle:
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

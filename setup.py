@@ -40,6 +40,7 @@ setup(
             "mypy>=1.10",
             "types-psutil",
             "types-setuptools",
+            "playwright>=1.40",
         ],
     },
     entry_points={

@@ -1,0 +1,188 @@
+// Client of the plugin's HTTP API (tb_plugin_ttsmon/plugin/http_api.md).
+//
+// Every URL is relative: the iframe's <base> is `<root>/data/plugin/ttsmon/`,
+// so `./runs` works under any --path_prefix.
+
+/** One row of a series as sent: [wall_time_s, step, value]; value may be "NaN"/"Infinity"/"-Infinity". */
+export type RawRow = [number, number, number | string];
+
+export interface RunInfo {
+  run: string;
+  hostname: string | null;
+  started_at_s: number | null;
+  last_wall_time_s: number | null;
+  restarts: number;
+  groups: string[];
+  facts: Facts | null;
+}
+
+export interface Facts {
+  hostname?: string;
+  pid?: number;
+  started_at_s?: number;
+  versions?: Record<string, string | null>;
+  host?: {
+    cpu_count_logical?: number;
+    cpu_count_physical?: number;
+    cpu_model?: string;
+    memory_total_bytes?: number;
+    swap_total_bytes?: number;
+  };
+  nvml?: {
+    available?: boolean;
+    reason?: string;
+    driver_version?: string;
+    devices?: { index: number; name?: string; memory_total_bytes?: number; power_limit_w?: number }[];
+  };
+  tensorflow_devices?: { gpus?: unknown[] };
+  recorder?: { interval_s?: number; writer?: string; version?: string };
+  [key: string]: unknown;
+}
+
+export interface ModelFacts {
+  name?: string;
+  class?: string;
+  framework?: string;
+  parameter_count?: number;
+  trainable_parameter_count?: number;
+  size_bytes?: number;
+  layer_count?: number;
+  [key: string]: unknown;
+}
+
+export interface TagInfo {
+  tag: string;
+  group: string;
+  unit: string;
+  kind: string;
+  description?: string;
+  max_step?: number;
+  max_wall_time_s?: number;
+}
+
+export interface LatestValue {
+  value: number;
+  unit: string;
+  wall_time_s: number;
+  step: number;
+}
+
+export interface Overview {
+  run: string;
+  facts: Facts | null;
+  model: ModelFacts | null;
+  latest: Record<string, LatestValue>;
+  sample_count: number;
+  first_wall_time_s: number | null;
+  last_wall_time_s: number | null;
+  duration_s: number | null;
+  training: { last_step: number | null; loss: number | null };
+  inference: { requests: number };
+}
+
+/** A series as the charts use it: parallel arrays, non-finite values kept as numbers. */
+export interface Series {
+  tag: string;
+  unit: string;
+  kind: string;
+  total: number;
+  wall: Float64Array;
+  step: Float64Array;
+  value: Float64Array;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Turns the API's "NaN"/"Infinity"/"-Infinity" strings back into numbers. */
+export function toNumber(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (v === "NaN") return NaN;
+  if (v === "Infinity") return Infinity;
+  if (v === "-Infinity") return -Infinity;
+  if (v === null || v === undefined) return NaN;
+  const n = Number(v);
+  return n;
+}
+
+async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+  const resp = await fetch(path, { signal, headers: { Accept: "application/json" } });
+  if (!resp.ok) {
+    let text = "";
+    try {
+      text = (await resp.text()).trim();
+    } catch {
+      // the body is only for the message
+    }
+    throw new HttpError(resp.status, `${resp.status} ${resp.statusText}: ${text || path}`);
+  }
+  return (await resp.json()) as T;
+}
+
+function query(params: [string, string | number][]): string {
+  return params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join("&");
+}
+
+export async function fetchRuns(signal?: AbortSignal): Promise<RunInfo[]> {
+  const body = await getJson<{ runs: RunInfo[] }>("./runs", signal);
+  return body.runs ?? [];
+}
+
+export async function fetchTags(run: string, signal?: AbortSignal): Promise<TagInfo[]> {
+  const body = await getJson<{ tags: TagInfo[] }>(`./tags?${query([["run", run]])}`, signal);
+  return body.tags ?? [];
+}
+
+export async function fetchOverview(run: string, signal?: AbortSignal): Promise<Overview> {
+  return getJson<Overview>(`./overview?${query([["run", run]])}`, signal);
+}
+
+/** The API's limit on tags per `series` request. */
+export const MAX_TAGS_PER_REQUEST = 200;
+
+/** Fetches several series of one run in one request (several if > MAX_TAGS_PER_REQUEST tags). */
+export async function fetchSeries(
+  run: string,
+  tags: string[],
+  points: number,
+  signal?: AbortSignal,
+): Promise<Map<string, Series>> {
+  const out = new Map<string, Series>();
+  for (let i = 0; i < tags.length; i += MAX_TAGS_PER_REQUEST) {
+    const chunk = tags.slice(i, i + MAX_TAGS_PER_REQUEST);
+    const params: [string, string | number][] = [["run", run]];
+    for (const t of chunk) params.push(["tag", t]);
+    params.push(["points", points]);
+    const body = await getJson<{
+      series: Record<string, { unit: string; kind: string; total: number; rows: RawRow[] }>;
+    }>(`./series?${query(params)}`, signal);
+    for (const [tag, s] of Object.entries(body.series ?? {})) {
+      const n = s.rows.length;
+      const wall = new Float64Array(n);
+      const step = new Float64Array(n);
+      const value = new Float64Array(n);
+      for (let j = 0; j < n; j++) {
+        const r = s.rows[j];
+        wall[j] = r[0];
+        step[j] = r[1];
+        value[j] = toNumber(r[2]);
+      }
+      out.set(tag, { tag, unit: s.unit, kind: s.kind, total: s.total, wall, step, value });
+    }
+  }
+  return out;
+}
+
+/** URL of the server-side export of a whole run (every point kept). */
+export function exportUrl(run: string, format: "csv" | "json"): string {
+  return `./export?${query([
+    ["run", run],
+    ["format", format],
+  ])}`;
+}

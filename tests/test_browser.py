@@ -108,7 +108,21 @@ def _record(run_dir: str, *, seconds: float, nan_step: int | None, model: bool) 
 def logdir(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("browser_logs")
     _record(str(root / AMHARIC_RUN), seconds=2.5, nan_step=NAN_STEP, model=True)
-    _record(str(root / OTHER_RUN), seconds=1.5, nan_step=None, model=False)
+    # A two-GPU host: NVML faked at its lowest layer (the pynvml module), as
+    # in tests/test_nvml.py, since this machine has no GPU.
+    import sys
+
+    import fake_nvml
+
+    real = sys.modules.get("pynvml")
+    sys.modules["pynvml"] = fake_nvml.FakeNvml(gpu_count=2)  # type: ignore[assignment]
+    try:
+        _record(str(root / OTHER_RUN), seconds=1.5, nan_step=None, model=False)
+    finally:
+        if real is not None:
+            sys.modules["pynvml"] = real
+        else:
+            del sys.modules["pynvml"]
     import tb_plugin_ttsmon as ttsmon
 
     with ttsmon.Monitor(str(root / IDLE_RUN), interval=0.2, writer="event", flush_s=0.5):
@@ -219,9 +233,14 @@ def test_tab_shows_runs_charts_and_facts(browser: Any, tb_url: str, tmp_path: An
             assert _chart(tab, chart_id).locator("canvas").count() == 1, chart_id
         canvases = frame.locator(".chart-card canvas").count()
         assert canvases >= 15
-        assert "This run has no GPU" in frame.locator("body").inner_text() or (
-            "None of the selected runs has a GPU" in frame.locator("body").inner_text()
-        )
+        # The two-GPU run has one line per GPU on each GPU chart.
+        gpu_card = frame.locator(".ov-card", has=frame.locator(".ov-run", has_text=OTHER_RUN))
+        assert "H100" in gpu_card.inner_text()
+        for chart_id in ("gpu-util", "gpu-memory", "gpu-temperature", "gpu-power"):
+            chart = _chart(tab, chart_id)
+            assert chart.locator("canvas").count() == 1, chart_id
+            legend = chart.inner_text()
+            assert "GPU 0" in legend and "GPU 1" in legend, (chart_id, legend)
 
         # The NaN loss is marked at its step, with a tooltip that says so.
         markers = _chart(tab, "loss").locator(".nf-marker")

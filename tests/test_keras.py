@@ -25,7 +25,12 @@ def _model():
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(1, name="out")]
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(4, name="hidden"),
+            keras.layers.Dense(1, name="out"),
+        ],
+        name="tts",  # Keras numbers default names per process: sequential_1, ...
     )
     schedule = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=4, decay_rate=0.5)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"])
@@ -53,8 +58,8 @@ def test_fit_records_training_validation_gradients_and_model(tmp_path):
     assert lr == sorted(lr, reverse=True)
     assert series["val/loss"].steps == [3, 6]
     gnorm = series["train/gradient_norm"].values
-    hidden = series["gradients/sequential/hidden/norm"].values
-    out = series["gradients/sequential/out/norm"].values
+    hidden = series["gradients/tts/hidden/norm"].values
+    out = series["gradients/tts/out/norm"].values
     assert len(gnorm) == 6 and all(g > 0 for g in gnorm)
     for g, h, o in zip(gnorm, hidden, out):
         assert g == pytest.approx(math.sqrt(h * h + o * o), rel=1e-5)

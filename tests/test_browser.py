@@ -293,6 +293,49 @@ def test_hover_legend_shows_logged_values(browser: Any, tb_url: str) -> None:
         tab.close()
 
 
+def test_drag_zooms_every_chart_and_double_click_resets(browser: Any, tb_url: str) -> None:
+    tab = Tab(browser, tb_url)
+    try:
+        frame, page = tab.frame, tab.page
+        frame.get_by_role("button", name="Step", exact=True).click()
+        frame.wait_for_function("Number(document.body.dataset.renders) >= 1")
+        reset = frame.locator(".zoom-reset")
+        assert reset.is_hidden()
+
+        def step_at_left_edge(chart_id: str) -> int:
+            over = _chart(tab, chart_id).locator(".u-over")
+            box = over.bounding_box()
+            assert box is not None
+            over.hover(position={"x": 1, "y": box["height"] / 2})
+            x_value = _chart(tab, chart_id).locator(".u-legend .u-series").first
+            frame.wait_for_function(
+                "el => /^[0-9,]+$/.test(el.textContent.trim())",
+                arg=x_value.locator(".u-value").element_handle(),
+            )
+            return int(x_value.locator(".u-value").inner_text().replace(",", ""))
+
+        assert step_at_left_edge("learning-rate") <= 2
+        # Drag across the loss chart from about step 25 to step 38.
+        over = _chart(tab, "loss").locator(".u-over")
+        box = over.bounding_box()
+        assert box is not None
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.5, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.62, y, steps=5)
+        page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=5)
+        page.mouse.up()
+        reset.wait_for(state="visible")
+        # Another chart now starts where the drag started.
+        assert 20 <= step_at_left_edge("learning-rate") <= 30
+        over.dblclick(position={"x": box["width"] / 2, "y": box["height"] / 2})
+        reset.wait_for(state="hidden")
+        assert step_at_left_edge("learning-rate") <= 2
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
 def test_empty_states_for_a_run_without_training_or_inference(
     browser: Any, tb_url: str, tmp_path: Any
 ) -> None:

@@ -67,12 +67,19 @@ def logdir(tmp_path_factory):
     w.close()
     # A run with only another plugin's data (the built-in scalars plugin).
     from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.plugins.scalar import summary as scalar_summary
+    from tensorboard.plugins.scalar import metadata as scalar_metadata
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+    from tb_plugin_ttsmon import metadata
+
     def builtin_scalar(tag, value):
-        # scalar_summary.pb gives TensorFlow's proto class where TensorFlow is installed.
-        return summary_pb2.Summary.FromString(scalar_summary.pb(tag, value).SerializeToString())
+        # As the built-in Scalars plugin's summary_v2 writes it, without TensorFlow.
+        summary = summary_pb2.Summary()
+        v = summary.value.add(tag=tag, tensor=metadata.scalar_tensor(value))
+        v.metadata.CopyFrom(
+            scalar_metadata.create_summary_metadata(display_name="", description="")
+        )
+        return summary
 
     other = EventFileWriter(str(root / "other-plugin"))
     for step in range(3):

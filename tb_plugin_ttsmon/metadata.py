@@ -40,6 +40,7 @@ PAYLOAD_VERSION = 1
 # Tags of the JSON documents.
 RUN_FACTS_TAG = "run/facts"
 MODEL_FACTS_TAG = "model/facts"
+ALERTS_TAG = "alerts/events"
 
 # Units, as shown to people. Byte values are raw bytes; the frontend scales them.
 UNIT_PERCENT = "%"
@@ -270,6 +271,7 @@ DOCUMENTS: tuple[MetricSpec, ...] = (
     MetricSpec(
         MODEL_FACTS_TAG, UNIT_NONE, KIND_DOCUMENT, "Model facts: name, parameter count, size"
     ),
+    MetricSpec(ALERTS_TAG, UNIT_NONE, KIND_DOCUMENT, "Alert rules firing and returning to normal"),
 )
 
 # Unit of a tag that is not in the table, from how its last component ends

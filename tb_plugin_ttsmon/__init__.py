@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from tb_plugin_ttsmon.compat import TensorFlowMonitor
+from tb_plugin_ttsmon.recorder.alerts import DEFAULT_ALERTS, Alert, AlertEvent
 from tb_plugin_ttsmon.recorder.monitor import InferenceRequest, Monitor
 from tb_plugin_ttsmon.version import VERSION
 
@@ -25,7 +26,16 @@ if TYPE_CHECKING:
     from tb_plugin_ttsmon import keras
 
 __version__ = VERSION
-__all__ = ["InferenceRequest", "Monitor", "TensorFlowMonitor", "__version__", "keras"]
+__all__ = [
+    "DEFAULT_ALERTS",
+    "Alert",
+    "AlertEvent",
+    "InferenceRequest",
+    "Monitor",
+    "TensorFlowMonitor",
+    "__version__",
+    "keras",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -153,3 +153,27 @@ def test_public_names():
     assert ttsmon.keras.MonitorCallback is MonitorCallback
     with pytest.raises(AttributeError):
         ttsmon.no_such_name  # noqa: B018
+
+
+def test_callback_passes_alert_rules_to_its_monitor(tmp_path):
+    import tb_plugin_ttsmon as ttsmon
+    from tb_plugin_ttsmon import metadata
+    from tb_plugin_ttsmon.keras import MonitorCallback
+
+    x, y = _data()
+    model = _model()
+    seen = []
+    cb = MonitorCallback(
+        str(tmp_path / "run"),
+        interval=None,
+        writer="event",
+        alerts=[ttsmon.Alert("train/loss", ">", 0.0, name="any_loss")],
+        on_alert=seen.append,
+    )
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    with python_provider(str(tmp_path)) as p:
+        docs = read_documents(p, "run", metadata.ALERTS_TAG)
+    assert [(d["rule"], d["state"], d["training_step"]) for d in docs] == [
+        ("any_loss", "firing", 1)
+    ]
+    assert [e.rule for e in seen] == ["any_loss"]

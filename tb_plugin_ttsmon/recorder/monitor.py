@@ -17,13 +17,14 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.recorder import facts as facts_lib
 from tb_plugin_ttsmon.recorder import gradients as gradients_lib
 from tb_plugin_ttsmon.recorder import writers
+from tb_plugin_ttsmon.recorder.alerts import DEFAULT_ALERTS, Alert, AlertEngine, AlertEvent
 from tb_plugin_ttsmon.recorder.faults import FaultLog, logger
 from tb_plugin_ttsmon.recorder.inference import InferenceWindow
 from tb_plugin_ttsmon.recorder.sampler import Sampler, check_interval
@@ -148,6 +149,13 @@ class Monitor:
       per_core_cpu: Whether to record every core's utilization too.
       inference_window_s: Length of the trailing window for latency
         percentiles and throughput.
+      alerts: Alert rules (`ttsmon.Alert`) on top of the default ones.
+      default_alerts: Whether the default rules are on (`alerts.DEFAULT_ALERTS`:
+        NaN/Inf loss or gradient norm, GPU memory > 95 % for 30 s, GPU at
+        85 °C or more, a GPU throttled while busy, host memory > 95 %, RSS
+        rising steadily over 10 minutes, log disk > 95 % full).
+      on_alert: Called with each `AlertEvent` (firing or resolved), on a
+        thread of its own, e.g. to post to a chat webhook.
       start: Whether to start sampling now (else call `start()`).
 
     Raises:
@@ -166,6 +174,9 @@ class Monitor:
         gpu_indices: Sequence[int] | None = None,
         per_core_cpu: bool = True,
         inference_window_s: float = 10.0,
+        alerts: Sequence[Alert] = (),
+        default_alerts: bool = True,
+        on_alert: Callable[[AlertEvent], Any] | None = None,
         start: bool = True,
     ) -> None:
         if not isinstance(log_dir, (str, os.PathLike)):
@@ -191,6 +202,17 @@ class Monitor:
         self._window = InferenceWindow(inference_window_s)
 
         self._faults = FaultLog()
+        if isinstance(alerts, Alert) or not all(isinstance(a, Alert) for a in alerts):
+            raise TypeError("alerts must be a sequence of ttsmon.Alert rules")
+        if on_alert is not None and not callable(on_alert):
+            raise TypeError(f"on_alert must be callable, not {type(on_alert).__name__}")
+        self._alert_clock = _StepClock()
+        self._alerts = AlertEngine(
+            [*(DEFAULT_ALERTS if default_alerts else ()), *alerts],
+            self._write_alert,
+            on_alert,
+            self._faults,
+        )
         self._lock = threading.Lock()  # guards the writer's replacement
         self._writer: writers.SummaryWriter | None = None
         self._retry_at = 0.0
@@ -260,6 +282,7 @@ class Monitor:
         if self._closed:
             return
         self.stop()
+        self._alerts.close()
         self._closed = True
         atexit.unregister(self._atexit)
         with self._lock:
@@ -517,6 +540,11 @@ class Monitor:
         return dict(self._last_sample)
 
     @property
+    def alert_events(self) -> list[AlertEvent]:
+        """Every alert event of this monitor so far (firing and resolved), oldest first."""
+        return list(self._alerts.events)
+
+    @property
     def samples_taken(self) -> int:
         """System samples taken since the sampler last started."""
         sampler = self._sampler
@@ -585,6 +613,10 @@ class Monitor:
         now = time.time()
         self._emit(self._sample_clock.next(now), {}, {metadata.RUN_FACTS_TAG: doc}, wall_time_s=now)
 
+    def _write_alert(self, wall_s: float, doc: dict[str, Any]) -> None:
+        step = self._alert_clock.next(wall_s)
+        self._emit(step, {}, {metadata.ALERTS_TAG: doc}, wall_time_s=wall_s)
+
     def _emit_sample(self, wall_s: float, values: dict[str, float]) -> None:
         self._last_sample = values
         self._last_sample_wall_s = wall_s
@@ -615,6 +647,13 @@ class Monitor:
                 "closed", "logging on a closed Monitor (%s) is ignored", self.log_dir
             )
             return
+        # Alerts first: a full log disk must still raise its alert.
+        if scalars:
+            self._alerts.observe(
+                scalars,
+                time.time() if wall_time_s is None else wall_time_s,
+                self._last_training_step,
+            )
         writer = self._writer or self._reopen_writer()
         if writer is None:
             self._dropped_events += 1

@@ -186,3 +186,131 @@ export function exportUrl(run: string, format: "csv" | "json"): string {
     ["format", format],
   ])}`;
 }
+
+// -- analytics routes (http_api.md, "Analytics routes") -----------------------
+
+export type Severity = "info" | "warning" | "critical";
+
+export interface AlertEvent {
+  wall_time_s: number;
+  training_step: number | null;
+  rule: string;
+  tag: string;
+  op: string;
+  threshold: number | null;
+  value: number | string | null;
+  for_s: number | null;
+  severity: Severity;
+  state: "firing" | "resolved";
+  message: string;
+}
+
+export interface Anomaly {
+  tag: string;
+  type: string;
+  severity: Severity;
+  start_wall_time_s: number;
+  end_wall_time_s: number;
+  start_step: number | null;
+  end_step: number | null;
+  score: number | string | null;
+  value: number | string | null;
+  message: string;
+}
+
+export interface HeatmapRow {
+  tag: string;
+  unit: string;
+  label: string;
+  scale: "limit" | "range";
+  min: number | null;
+  max: number | null;
+  limit: number | null;
+  values: (number | string | null)[];
+  normalized: (number | null)[];
+}
+
+export interface Heatmap {
+  run: string;
+  start_wall_time_s: number | null;
+  end_wall_time_s: number | null;
+  bucket_s: number | null;
+  rows: HeatmapRow[];
+}
+
+export interface Correlation {
+  run: string;
+  tags: string[];
+  grid_s: number | null;
+  pearson: (number | null)[][];
+  spearman: (number | null)[][];
+  n: number[][];
+}
+
+export interface Scatter {
+  run: string;
+  x: string;
+  y: string;
+  x_unit: string;
+  y_unit: string;
+  grid_s: number | null;
+  n: number;
+  pearson: number | null;
+  spearman: number | null;
+  points: [number, number, number][];
+}
+
+export interface Finding {
+  id: string;
+  severity: Severity;
+  title: string;
+  text: string;
+  numbers?: Record<string, number>;
+}
+
+/** Analytics routes this server answered 404 for (an older backend): asked once per page. */
+export const missingRoutes = new Set<string>();
+
+/** GET an analytics route; null (and remembered) where the server has no such route. */
+async function getAnalytics<T>(route: string, params: [string, string | number][], signal?: AbortSignal): Promise<T | null> {
+  if (missingRoutes.has(route)) return null;
+  try {
+    return await getJson<T>(`./${route}?${query(params)}`, signal);
+  } catch (e) {
+    // TensorBoard answers an unknown plugin route with its plain-text 404;
+    // the plugin's own 404s (unknown run or tag) carry a JSON or text body
+    // naming the run, so only a bare "Not Found" marks the route as missing.
+    if (e instanceof HttpError && e.status === 404 && !/run|tag/i.test(e.message.replace(/^404 [^:]*:/, ""))) {
+      missingRoutes.add(route);
+      return null;
+    }
+    throw e;
+  }
+}
+
+export async function fetchAlerts(run: string, signal?: AbortSignal): Promise<AlertEvent[] | null> {
+  const body = await getAnalytics<{ alerts: AlertEvent[] }>("alerts", [["run", run]], signal);
+  return body ? body.alerts ?? [] : null;
+}
+
+export async function fetchAnomalies(run: string, signal?: AbortSignal): Promise<Anomaly[] | null> {
+  const body = await getAnalytics<{ anomalies: Anomaly[] }>("anomalies", [["run", run]], signal);
+  return body ? body.anomalies ?? [] : null;
+}
+
+export async function fetchFindings(run: string, signal?: AbortSignal): Promise<Finding[] | null> {
+  const body = await getAnalytics<{ findings: Finding[] }>("findings", [["run", run]], signal);
+  return body ? body.findings ?? [] : null;
+}
+
+export async function fetchHeatmap(run: string, buckets: number, signal?: AbortSignal): Promise<Heatmap | null> {
+  return getAnalytics<Heatmap>("heatmap", [["run", run], ["buckets", buckets]], signal);
+}
+
+export async function fetchCorrelation(run: string, tags: string[], signal?: AbortSignal): Promise<Correlation | null> {
+  return getAnalytics<Correlation>("correlation", [["run", run], ...tags.map((t): [string, string] => ["tag", t])], signal);
+}
+
+export async function fetchScatter(run: string, x: string, y: string, points: number, signal?: AbortSignal): Promise<Scatter | null> {
+  return getAnalytics<Scatter>("scatter", [["run", run], ["x", x], ["y", y], ["points", points]], signal);
+}

@@ -3,16 +3,23 @@
 // fetch everything for the selected runs and redraw in place.
 
 import {
+  fetchAlerts,
+  fetchAnomalies,
+  fetchFindings,
   fetchOverview,
   fetchRuns,
   fetchSeries,
   fetchTags,
+  type AlertEvent,
+  type Anomaly,
+  type Finding,
   type Overview,
   type RunInfo,
   type Series,
   type TagInfo,
 } from "./api";
-import { ChartCard, ChartGroup, type LineData } from "./chart";
+import { AlertsPanel, CorrelationPanel, FindingsView, HeatmapPanel } from "./analytics";
+import { ChartCard, ChartGroup, type LineData, type Mark } from "./chart";
 import { clear, el, icon, setText } from "./dom";
 import { formatClock } from "./format";
 import { devicesText, overviewCard } from "./overview";
@@ -26,6 +33,7 @@ import {
   type ChartDef,
   type RunStyle,
   type SectionId,
+  usesTrainingStep,
 } from "./specs";
 import { connectToHost, DATA_RELOADED, RUNS_CHANGED } from "./tbhost";
 import { DARK, LIGHT, watchDarkMode, type Theme } from "./theme";
@@ -48,6 +56,16 @@ interface RunData {
   overview: Overview | null;
   series: Map<string, Series>;
   clock: RunClock;
+  /** null: the server has no such route (or it failed) */
+  alerts: AlertEvent[] | null;
+  anomalies: Anomaly[] | null;
+  findings: Finding[] | null;
+}
+
+interface Analytics {
+  alerts: AlertEvent[] | null;
+  anomalies: Anomaly[] | null;
+  findings: Finding[] | null;
 }
 
 interface SectionView {
@@ -101,6 +119,10 @@ export class App {
   private readonly modeButtons = new Map<XMode, HTMLButtonElement>();
   private readonly resetZoomBtn: HTMLButtonElement;
   private readonly sections = new Map<SectionId, SectionView>();
+  private readonly findingsView = new FindingsView();
+  private readonly alertsPanel: AlertsPanel;
+  private readonly heatmapPanel: HeatmapPanel;
+  private readonly correlationPanel: CorrelationPanel;
 
   private runs: RunInfo[] = [];
   private readonly colors = new Map<string, string>();
@@ -185,10 +207,20 @@ export class App {
     this.noneSelectedEl.hidden = true;
     this.overviewEl = el("section", { class: "overview", attrs: { "aria-label": "Overview" } });
     this.sectionsEl = el("div", { class: "sections" });
+    const saveCollapsed = () => save("collapsed", [...this.collapsed]);
+    this.alertsPanel = new AlertsPanel(this.collapsed, saveCollapsed, (run, a) => this.zoomToAlert(run, a));
+    this.sectionsEl.appendChild(this.alertsPanel.panel.root);
     for (const s of SECTIONS) this.sections.set(s.id, this.makeSection(s.id, s.title));
+    this.heatmapPanel = new HeatmapPanel(this.collapsed, saveCollapsed);
+    this.correlationPanel = new CorrelationPanel(this.collapsed, saveCollapsed, this.theme);
+    this.sectionsEl.append(this.heatmapPanel.panel.root, this.correlationPanel.panel.root);
+    this.alertsPanel.panel.root.hidden = true;
+    this.heatmapPanel.panel.root.hidden = true;
+    this.correlationPanel.panel.root.hidden = true;
+    this.findingsView.root.hidden = true;
 
     this.root.appendChild(header);
-    this.root.appendChild(el("main", { class: "content" }, this.errorEl, this.noRunsEl, this.noneSelectedEl, this.overviewEl, this.sectionsEl));
+    this.root.appendChild(el("main", { class: "content" }, this.errorEl, this.noRunsEl, this.noneSelectedEl, this.overviewEl, this.findingsView.root, this.sectionsEl));
     this.renderModeButtons();
     this.renderAutoButton();
     this.updateZoomButton();
@@ -281,6 +313,8 @@ export class App {
     this.theme = theme;
     this.group.theme = theme;
     document.documentElement.classList.toggle("dark", theme.dark);
+    this.heatmapPanel?.setTheme();
+    this.correlationPanel?.setTheme(theme);
     this.renderCharts();
   }
 
@@ -417,6 +451,9 @@ export class App {
       const defs = new Map<SectionId, ChartDef[]>();
       for (const s of SECTIONS) defs.set(s.id, buildCharts(s.id, styles, this.theme.items));
 
+      // Alerts, anomalies (all tags: one request per run) and findings of
+      // each selected run, in parallel with the series.
+      const analyticsP = Promise.all(metas.map((m) => this.fetchAnalytics(m.info.run, errors)));
       // One `series` request per run and section, all in parallel.
       const fetched = await Promise.all(
         metas.map(async (m, i) => {
@@ -436,6 +473,7 @@ export class App {
           return series;
         }),
       );
+      const analytics = await analyticsP;
       if (gen !== this.generation) return;
 
       const data = new Map<string, RunData>();
@@ -446,10 +484,11 @@ export class App {
         if (m.info.started_at_s != null) t0 = Math.min(t0, m.info.started_at_s);
         for (const s of series.values()) if (s.wall.length) t0 = Math.min(t0, s.wall[0]);
         if (!Number.isFinite(t0)) t0 = 0;
-        data.set(m.info.run, { info: m.info, tags: m.tags, overview: m.overview, series, clock: RunClock.build(t0, series) });
+        data.set(m.info.run, { info: m.info, tags: m.tags, overview: m.overview, series, clock: RunClock.build(t0, series), ...analytics[i] });
       });
       this.data = data;
       this.renderOverview();
+      this.renderAnalytics();
       this.renderCharts(defs);
       this.lastUpdated = Date.now();
       this.renderStatus();
@@ -494,6 +533,122 @@ export class App {
     }
     this.group.recomputeExtent();
     for (const c of this.group.charts) c.applyRange();
+    this.applyMarks();
+  }
+
+  private async fetchAnalytics(run: string, errors: string[]): Promise<Analytics> {
+    const wrap = <T>(what: string, p: Promise<T | null>): Promise<T | null> =>
+      p.catch((e) => {
+        errors.push(`${run}: ${what}: ${String((e as Error).message ?? e)}`);
+        return null;
+      });
+    const [alerts, anomalies, findings] = await Promise.all([
+      wrap("alerts", fetchAlerts(run)),
+      wrap("anomalies", fetchAnomalies(run)),
+      wrap("findings", fetchFindings(run)),
+    ]);
+    return { alerts, anomalies, findings };
+  }
+
+  /** Findings, the alert list, and the heatmap and correlation panels (they load when shown). */
+  private renderAnalytics(): void {
+    const runs = this.runs.filter((r) => this.data.has(r.run)).map((r) => this.data.get(r.run)!);
+    this.findingsView.update(runs.map((d) => ({ run: d.info.run, color: this.colorOf(d.info.run), findings: d.findings })));
+    this.alertsPanel.update(runs.map((d) => ({ run: d.info.run, color: this.colorOf(d.info.run), alerts: d.alerts })));
+    this.heatmapPanel.setRuns(
+      runs.map((d) => d.info.run),
+      new Map(runs.map((d) => [d.info.run, d.overview?.sample_count ?? 0])),
+    );
+    this.correlationPanel.setRuns(runs.map((d) => ({ run: d.info.run, tags: [...d.tags.values()] })));
+  }
+
+  /** Alert intervals (firing → resolved) per run, severity-coloured. */
+  private alertMarks(d: RunData): Mark[] {
+    const out: Mark[] = [];
+    const open = new Map<string, AlertEvent>();
+    const sorted = [...(d.alerts ?? [])].sort((a, b) => a.wall_time_s - b.wall_time_s);
+    const end = d.info.last_wall_time_s ?? d.overview?.last_wall_time_s ?? null;
+    const push = (f: AlertEvent, r: AlertEvent | null) =>
+      out.push({
+        kind: "alert",
+        run: d.info.run,
+        start: f.wall_time_s,
+        end: r ? r.wall_time_s : Math.max(end ?? f.wall_time_s, f.wall_time_s),
+        startStep: f.training_step ?? null,
+        endStep: r ? (r.training_step ?? null) : null,
+        severity: f.severity,
+        value: null,
+        title: r ? `${f.message}\n${r.message}` : `${f.message} (still firing)`,
+        open: r === null,
+      });
+    for (const a of sorted) {
+      const k = `${a.rule}\u0000${a.tag}`;
+      if (a.state === "firing") {
+        if (!open.has(k)) open.set(k, a);
+      } else {
+        const f = open.get(k);
+        if (f) push(f, a);
+        open.delete(k);
+      }
+    }
+    for (const f of open.values()) push(f, null);
+    return out;
+  }
+
+  /** Alert bands on the System charts, anomaly markers on the charts of their tags. */
+  private applyMarks(): void {
+    const alertBands = new Map<string, Mark[]>();
+    const anomalies = new Map<string, Mark[]>();
+    for (const d of this.data.values()) {
+      alertBands.set(d.info.run, this.alertMarks(d));
+      for (const a of d.anomalies ?? []) {
+        const key = `${d.info.run}\u0000${a.tag}`;
+        const list = anomalies.get(key) ?? [];
+        const steps = usesTrainingStep(a.tag);
+        const v = a.value === null || a.value === undefined ? null : Number(a.value);
+        list.push({
+          kind: "anomaly",
+          run: d.info.run,
+          start: a.start_wall_time_s,
+          end: a.end_wall_time_s ?? a.start_wall_time_s,
+          startStep: steps ? (a.start_step ?? null) : null,
+          endStep: steps ? (a.end_step ?? null) : null,
+          severity: a.severity,
+          value: v !== null && Number.isFinite(v) && a.type === "spike" ? v : null,
+          title: a.message,
+        });
+        anomalies.set(key, list);
+      }
+    }
+    for (const view of this.sections.values()) {
+      for (const card of view.charts.values()) {
+        const marks: Mark[] = [];
+        const runs = new Set<string>();
+        for (const line of card.def.lines) {
+          runs.add(line.run);
+          marks.push(...(anomalies.get(`${line.run}\u0000${line.tag}`) ?? []));
+        }
+        if (view.id === "system") for (const r of runs) marks.unshift(...(alertBands.get(r) ?? []));
+        card.setMarks(marks);
+      }
+    }
+  }
+
+  /** Zooms every chart to a window around an alert (in step mode, at its training step). */
+  private zoomToAlert(run: string, a: AlertEvent): void {
+    const d = this.data.get(run);
+    if (!d) return;
+    let x: number;
+    if (this.xMode === "wall") x = a.wall_time_s;
+    else if (this.xMode === "relative") x = a.wall_time_s - d.clock.t0;
+    else x = a.training_step ?? d.clock.stepAt(a.wall_time_s);
+    if (!Number.isFinite(x)) return;
+    const ext = this.group.extent;
+    const span = ext ? ext[1] - ext[0] : 0;
+    const floor = this.xMode === "step" ? 50 : 300;
+    let half = span > 0 ? Math.min(span * 0.1, Math.max(span * 0.02, floor)) : floor;
+    if (!(half > 0)) half = 1;
+    this.group.zoomTo(x - half, x + half);
   }
 
   private renderSection(view: SectionView, emptyText: string, defs: ChartDef[], styles: RunStyle[]): void {

@@ -35,6 +35,26 @@ const STEP_INCRS: number[] = (() => {
   return out;
 })();
 
+/**
+ * An alert interval or an anomaly drawn over a chart: a band from start to
+ * end (or a point where they are equal), placed by the run's clock.
+ */
+export interface Mark {
+  kind: "alert" | "anomaly";
+  run: string;
+  start: number;
+  end: number;
+  /** training steps where known; else the run's clock maps the wall times */
+  startStep: number | null;
+  endStep: number | null;
+  severity: "info" | "warning" | "critical";
+  /** the point's value (a spike), drawn as a ring on the line */
+  value: number | null;
+  title: string;
+  /** an alert still firing at the end of the data */
+  open?: boolean;
+}
+
 /** A line's data as loaded: its rows and x values in the current mode. */
 export interface LineData {
   line: LineDef;
@@ -103,6 +123,18 @@ export class ChartGroup {
   }
 }
 
+interface PlacedMark {
+  m: Mark;
+  /** CSS pixels within the plot area */
+  x: number;
+  y: number | null;
+  w: number;
+}
+
+function markKey(m: Mark): string {
+  return `${m.kind}|${m.run}|${m.start}|${m.end}|${m.severity}|${m.open ? 1 : 0}|${m.title}`;
+}
+
 function csvCell(s: string): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
@@ -134,6 +166,8 @@ export class ChartCard {
   private readonly plotEl: HTMLElement;
   private readonly emptyEl: HTMLElement;
   private readonly markerLayer: HTMLElement;
+  private readonly markLayer: HTMLElement;
+  private marks: Mark[] = [];
   private u: uPlot | null = null;
   private structureKey = "";
   private table: Table | null = null;
@@ -166,6 +200,7 @@ export class ChartCard {
     this.plotEl = el("div", { class: "chart-plot" });
     this.emptyEl = el("div", { class: "chart-empty" });
     this.markerLayer = el("div", { class: "nf-layer" });
+    this.markLayer = el("div", { class: "nf-layer mark-layer" });
     this.root = el(
       "div",
       { class: "chart-card", dataset: { chart: def.id } },
@@ -291,8 +326,38 @@ export class ChartCard {
     }
     this.structureKey = "";
     clear(this.markerLayer);
+    clear(this.markLayer);
   }
 
+  /** Sets the alert bands and anomaly markers (drawn on the next draw). */
+  setMarks(marks: Mark[]): void {
+    const same = marks.length === this.marks.length && marks.every((m, i) => markKey(m) === markKey(this.marks[i]));
+    this.marks = marks;
+    if (!same) this.u?.redraw(false, false);
+  }
+
+  /** A mark's x range in the current mode, or null where it has none. */
+  private markRange(m: Mark): [number, number] | null {
+    const line = this.lines.find((l) => l.line.run === m.run);
+    if (!line) return null;
+    const clock = line.clock;
+    const mode = this.group.mode;
+    let a: number;
+    let b: number;
+    if (mode === "wall") {
+      a = m.start;
+      b = m.end;
+    } else if (mode === "relative") {
+      a = m.start - clock.t0;
+      b = m.end - clock.t0;
+    } else {
+      a = m.startStep ?? clock.stepAt(m.start);
+      b = m.endStep ?? clock.stepAt(m.end);
+      if (!Number.isFinite(b) && Number.isFinite(a)) b = a;
+    }
+    if (!Number.isFinite(a) || !Number.isFinite(b)) return null;
+    return a <= b ? [a, b] : [b, a];
+  }
   destroy(): void {
     this.destroyPlot();
     this.resizeObs?.disconnect();
@@ -494,6 +559,7 @@ export class ChartCard {
       },
     };
     const u = new uPlot(opts, this.table!.data as uPlot.AlignedData, this.plotEl);
+    u.over.appendChild(this.markLayer);
     u.over.appendChild(this.markerLayer);
     u.over.addEventListener("dblclick", () => this.group.resetZoom());
     this.u = u;
@@ -510,6 +576,7 @@ export class ChartCard {
     ctx.beginPath();
     ctx.rect(left, top, width, height);
     ctx.clip();
+    const placed = this.drawMarks(u);
     for (const r of this.def.refLines) {
       const y = Math.round(u.valToPos(r.value, "y", true)) + 0.5;
       ctx.strokeStyle = theme.refLine;
@@ -548,8 +615,90 @@ export class ChartCard {
     }
     ctx.restore();
     this.placeMarkers(u);
+    this.placeMarkTargets(placed);
   }
 
+  /** Alert bands (translucent, severity-coloured) and anomaly bands and rings. */
+  private drawMarks(u: uPlot): PlacedMark[] {
+    const placed: PlacedMark[] = [];
+    if (this.marks.length === 0) return placed;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const dpr = uPlot.pxRatio;
+    const colors = this.group.theme.severity;
+    for (const m of this.marks) {
+      const r = this.markRange(m);
+      if (!r) continue;
+      const x0 = u.valToPos(r[0], "x", true);
+      let x1 = u.valToPos(r[1], "x", true);
+      if (m.open) x1 = Math.max(x1, left + width);
+      if (x1 < left - 4 * dpr || x0 > left + width + 4 * dpr) continue;
+      const color = colors[m.severity];
+      const isPoint = x1 - x0 < 2 * dpr;
+      ctx.fillStyle = color;
+      if (m.kind === "alert") {
+        ctx.globalAlpha = 0.13;
+        ctx.fillRect(x0, top, Math.max(x1 - x0, 2 * dpr), height);
+        ctx.globalAlpha = 0.9;
+        ctx.fillRect(x0, top + height - 3 * dpr, Math.max(x1 - x0, 2 * dpr), 3 * dpr);
+      } else {
+        ctx.globalAlpha = isPoint ? 0.5 : 0.16;
+        if (isPoint) ctx.fillRect(Math.round(x0 - dpr / 2), top, dpr, height);
+        else ctx.fillRect(x0, top, x1 - x0, height);
+      }
+      ctx.globalAlpha = 1;
+      let y: number | null = null;
+      if (m.kind === "anomaly" && m.value !== null && Number.isFinite(m.value)) {
+        const yy = u.valToPos(m.value, "y", true);
+        if (yy >= top - 1 && yy <= top + height + 1) y = yy;
+      }
+      const cx = isPoint ? x0 : (Math.max(x0, left) + Math.min(x1, left + width)) / 2;
+      if (m.kind === "anomaly") {
+        ctx.strokeStyle = color;
+        ctx.lineWidth = 2 * dpr;
+        ctx.beginPath();
+        if (y !== null) ctx.arc(cx, y, 5 * dpr, 0, 2 * Math.PI);
+        else {
+          // a diamond on the bottom edge where the value is off the scale or not finite
+          const s = 5 * dpr;
+          const by = top + height - s - dpr;
+          ctx.moveTo(cx, by - s);
+          ctx.lineTo(cx + s, by);
+          ctx.lineTo(cx, by + s);
+          ctx.lineTo(cx - s, by);
+          ctx.closePath();
+        }
+        ctx.stroke();
+      }
+      placed.push({ m, x: cx / dpr - u.bbox.left / dpr, y: y === null ? null : (y - top) / dpr, w: (x1 - x0) / dpr });
+    }
+    return placed;
+  }
+
+  /** Hover targets (tooltips) for the drawn marks. */
+  private placeMarkTargets(placed: PlacedMark[]): void {
+    const layer = this.markLayer;
+    const wanted = placed.slice(0, MAX_DOM_MARKERS);
+    while (layer.childElementCount > wanted.length) layer.lastElementChild!.remove();
+    while (layer.childElementCount < wanted.length) layer.appendChild(el("div", { attrs: { role: "img" } }));
+    wanted.forEach((p, i) => {
+      const d = layer.children[i] as HTMLElement;
+      const cls = `mark-target ${p.m.kind === "alert" ? "alert-mark" : "an-marker"} sev-${p.m.severity}`;
+      if (d.className !== cls) d.className = cls;
+      d.style.left = `${p.x}px`;
+      if (p.y === null) {
+        d.style.top = "";
+        d.style.bottom = "0px";
+      } else {
+        d.style.top = `${p.y - 7}px`;
+        d.style.bottom = "";
+      }
+      if (d.title !== p.m.title) {
+        d.title = p.m.title;
+        d.setAttribute("aria-label", p.m.title);
+      }
+    });
+  }
   private placeMarkers(u: uPlot): void {
     const layer = this.markerLayer;
     const nfs = this.table?.nonFinite ?? [];

@@ -28,6 +28,9 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 DEFAULT_POINTS = 2000
 MAX_POINTS = 100_000
 MAX_TAGS = 200
+DEFAULT_BUCKETS = 120
+MAX_BUCKETS = 2000
+MAX_CORRELATION_TAGS = 40
 TAB_NAME = "TTS Monitor"
 
 _Request = wrappers.Request
@@ -70,6 +73,12 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             "/series": self._series_route,
             "/overview": self._overview_route,
             "/export": self._export_route,
+            "/alerts": self._alerts_route,
+            "/anomalies": self._anomalies_route,
+            "/heatmap": self._heatmap_route,
+            "/correlation": self._correlation_route,
+            "/scatter": self._scatter_route,
+            "/findings": self._findings_route,
         }
 
     def is_active(self) -> bool:
@@ -148,6 +157,52 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             reader.export_json(run), ensure_ascii=False, allow_nan=False, separators=(",", ":")
         )
         return http_util.Respond(request, body, "application/json", headers=headers)
+
+    # -- analytics routes (issue 4) ----------------------------------------------
+
+    @_application
+    def _alerts_route(self, request: _Request) -> _Response:
+        return self._json(request, self._reader(request).alerts(self._run(request)))
+
+    @_application
+    def _anomalies_route(self, request: _Request) -> _Response:
+        run = self._run(request)
+        tags = request.args.getlist("tag")
+        if len(tags) > MAX_TAGS:
+            raise errors.InvalidArgumentError(
+                f"at most {MAX_TAGS} tags per request, got {len(tags)}"
+            )
+        return self._json(request, self._reader(request).anomalies(run, tags or None))
+
+    @_application
+    def _heatmap_route(self, request: _Request) -> _Response:
+        run = self._run(request)
+        buckets = _int_arg(request, "buckets", DEFAULT_BUCKETS, 2, MAX_BUCKETS)
+        return self._json(request, self._reader(request).heatmap(run, buckets))
+
+    @_application
+    def _correlation_route(self, request: _Request) -> _Response:
+        run = self._run(request)
+        tags = list(dict.fromkeys(request.args.getlist("tag")))
+        if not 2 <= len(tags) <= MAX_CORRELATION_TAGS:
+            raise errors.InvalidArgumentError(
+                f"query parameter 'tag' must name 2 to {MAX_CORRELATION_TAGS} different "
+                f"series, got {len(tags)}"
+            )
+        return self._json(request, self._reader(request).correlation(run, tags))
+
+    @_application
+    def _scatter_route(self, request: _Request) -> _Response:
+        run = self._run(request)
+        x, y = request.args.get("x"), request.args.get("y")
+        if x is None or y is None:
+            raise errors.InvalidArgumentError("missing query parameter 'x' or 'y' (a tag each)")
+        points = _int_arg(request, "points", DEFAULT_POINTS, 2, MAX_POINTS)
+        return self._json(request, self._reader(request).scatter(run, x, y, points))
+
+    @_application
+    def _findings_route(self, request: _Request) -> _Response:
+        return self._json(request, self._reader(request).findings(self._run(request)))
 
     # -- static files ----------------------------------------------------------
 

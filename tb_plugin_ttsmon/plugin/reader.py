@@ -18,7 +18,7 @@ import numpy as np
 from tensorboard import errors
 from tensorboard.data import provider as provider_lib
 
-from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon import analytics, metadata
 from tb_plugin_ttsmon.plugin.downsample import minmax_indices
 
 PLUGIN = metadata.PLUGIN_NAME
@@ -57,6 +57,33 @@ def _non_finite_name(x: float) -> str:
     if math.isnan(x):
         return "NaN"
     return "Infinity" if x > 0 else "-Infinity"
+
+
+def _json_safe(obj: Any) -> Any:
+    """`obj` with non-finite floats as "NaN" / "Infinity" / "-Infinity" (http_api.md)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else _non_finite_name(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+# Fields of an alert event, in the order http_api.md shows them.
+ALERT_FIELDS = (
+    "wall_time_s",
+    "training_step",
+    "rule",
+    "tag",
+    "op",
+    "threshold",
+    "value",
+    "for_s",
+    "severity",
+    "state",
+    "message",
+)
 
 
 def group_of(tag: str) -> str:
@@ -281,3 +308,74 @@ class Reader:
             for w, st, v in zip(s.wall_time.tolist(), s.step.tolist(), s.value.tolist()):
                 writer.writerow([tag, s.unit, s.kind, repr(w), st, repr(v)])
         return buf.getvalue()
+
+    # -- analytics (issue 4) ---------------------------------------------------
+
+    def alerts(self, run: str) -> dict[str, Any]:
+        """The recorder's alert events of `run` (firing and resolved), oldest first."""
+        self._require_run(run)
+        docs = self._documents([run], metadata.ALERTS_TAG).get(run, [])
+        events = [{k: d.get(k) for k in ALERT_FIELDS} for d in docs if isinstance(d, dict)]
+
+        def when(e: dict[str, Any]) -> float:
+            w = e["wall_time_s"]
+            return float(w) if isinstance(w, (int, float)) else math.inf
+
+        events.sort(key=when)  # stable: same-time events keep their written order
+        return _json_safe({"run": run, "alerts": events})
+
+    def anomalies(self, run: str, tags: Sequence[str] | None = None) -> dict[str, Any]:
+        """Anomalies in `tags` (default: every series) of `run`, oldest first.
+
+        Raises:
+          NotFoundError: the run, or one of `tags`, does not exist.
+        """
+        listed = self._require_run(run)
+        for tag in tags or ():
+            if tag not in listed:
+                raise errors.NotFoundError(f"run {run!r} has no ttsmon series {tag!r}")
+        wanted = list(dict.fromkeys(tags)) if tags else sorted(listed)
+        # Collapse detection needs the training events even when only a GPU tag is asked for.
+        train = [t for t in listed if group_of(t) == "train"]
+        data = self.read(run, list(dict.fromkeys([*wanted, *train])))
+        params = analytics.AnomalyParams()
+        found = analytics.detect_anomalies(data, params, tags=wanted)
+        return _json_safe(
+            {
+                "run": run,
+                "anomalies": [a.to_dict() for a in found],
+                "parameters": params.to_dict(),
+            }
+        )
+
+    def heatmap(self, run: str, buckets: int) -> dict[str, Any]:
+        """Sampled series bucketed over the run's time range (see http_api.md)."""
+        listed = self._require_run(run)
+        sampled = [t for t in listed if group_of(t) in SAMPLED_GROUPS]
+        data = self.read(run, sampled) if sampled else {}
+        facts = self._documents([run], metadata.RUN_FACTS_TAG).get(run, [])
+        memory_total = None
+        if facts and isinstance(facts[-1], dict) and isinstance(facts[-1].get("host"), dict):
+            value = facts[-1]["host"].get("memory_total_bytes")
+            memory_total = float(value) if isinstance(value, (int, float)) else None
+        out = analytics.heatmap(data, buckets, host_memory_total_bytes=memory_total)
+        return _json_safe({"run": run, **out})
+
+    def correlation(self, run: str, tags: Sequence[str]) -> dict[str, Any]:
+        """Pearson and Spearman matrices of `tags` on a common wall-time grid."""
+        data = self.read(run, tags)
+        aligned = analytics.align(list(data.values()))
+        return _json_safe({"run": run, "tags": list(data), **analytics.correlation(aligned)})
+
+    def scatter(self, run: str, x: str, y: str, points: int) -> dict[str, Any]:
+        """The aligned `(wall_time_s, x, y)` pairs of two series, at most `points`."""
+        data = self.read(run, [x, y])
+        xs, ys = data[x], data.get(y, data[x])
+        out = analytics.scatter(xs, ys, points)
+        return _json_safe({"run": run, "x": x, "y": y, "x_unit": xs.unit, "y_unit": ys.unit, **out})
+
+    def findings(self, run: str) -> dict[str, Any]:
+        """Plain-language efficiency statements about `run`, most important first."""
+        data = self.read(run)
+        found = analytics.findings(data)
+        return _json_safe({"run": run, "findings": [f.to_dict() for f in found]})

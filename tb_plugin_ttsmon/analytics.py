@@ -616,6 +616,31 @@ def label_of(tag: str) -> str:
     return " ".join(x for x in (parts[0], middle, last) if x)
 
 
+# Bucket lengths a person reads at a glance; the heatmap uses the shortest one
+# that keeps the bucket count within what was asked for, aligned to the clock.
+NICE_BUCKETS_S = (
+    0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800,
+    3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
+)  # fmt: skip
+
+
+def nice_buckets(start_s: float, end_s: float, max_buckets: int) -> tuple[float, float, int]:
+    """(aligned start, bucket length, count): round lengths, at most `max_buckets`.
+
+    The bucket length follows the time range (seconds for a short test run,
+    minutes over hours, hours over days) and buckets start on multiples of
+    their length, so their edges fall on round clock times.
+    """
+    span_s = max(end_s - start_s, 0.0)
+    for bucket_s in NICE_BUCKETS_S:
+        start = math.floor(start_s / bucket_s) * bucket_s
+        count = math.floor((end_s - start) / bucket_s) + 1
+        if count <= max_buckets:
+            return start, float(bucket_s), count
+    bucket_s = span_s / max_buckets if span_s > 0 else 1.0
+    return start_s, bucket_s, max_buckets
+
+
 def heatmap(
     series: Mapping[str, SeriesLike],
     buckets: int = 120,
@@ -628,7 +653,8 @@ def heatmap(
     Args:
       series: Tag -> series; limit series (GPU memory total, power limit,
         container limits, throttle bitmask) scale others and get no row.
-      buckets: Number of equal time buckets over the range.
+      buckets: The most time buckets to use; their length is the shortest
+        of `NICE_BUCKETS_S` that fits (see `nice_buckets`).
       host_memory_total_bytes: Scales ``system/memory_used_bytes`` (from run facts).
       start_wall_time_s: Start of the range (default: earliest point).
       end_wall_time_s: End of the range (default: latest point).
@@ -645,8 +671,8 @@ def heatmap(
         end_wall_time_s = max((float(w.max()) for w in walls), default=None)
     if start_wall_time_s is None or end_wall_time_s is None:
         return {"start_wall_time_s": None, "end_wall_time_s": None, "bucket_s": None, "rows": []}
-    span_s = max(end_wall_time_s - start_wall_time_s, 0.0)
-    bucket_s = span_s / buckets if span_s > 0 else 1.0
+    start_wall_time_s, bucket_s, buckets = nice_buckets(start_wall_time_s, end_wall_time_s, buckets)
+    end_wall_time_s = start_wall_time_s + buckets * bucket_s
     rows = []
     for tag in tags:
         s = series[tag]

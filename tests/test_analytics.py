@@ -193,8 +193,9 @@ def test_heatmap_scales_to_limits_or_ranges_and_leaves_empty_buckets_none():
         "process/thread_count": cols(np.arange(50.0), unit="count"),
     }
     h = A.heatmap(series, buckets=10)
-    assert h["start_wall_time_s"] == T0 and h["end_wall_time_s"] == T0 + 99
-    assert h["bucket_s"] == pytest.approx(9.9)
+    # 99 s in at most 10 buckets: 10 s buckets from a multiple of 10 s.
+    assert h["start_wall_time_s"] == T0 and h["end_wall_time_s"] == T0 + 100
+    assert h["bucket_s"] == 10.0
     rows = {r["tag"]: r for r in h["rows"]}
     assert "gpu/0/memory_total_bytes" not in rows and "container/memory_limit_bytes" not in rows
     cpu = rows["system/cpu_percent"]
@@ -213,6 +214,21 @@ def test_heatmap_scales_to_limits_or_ranges_and_leaves_empty_buckets_none():
     threads = rows["process/thread_count"]
     assert threads["values"][-5:] == [None] * 5 and threads["normalized"][-1] is None
     assert threads["values"][0] == pytest.approx(4.5)
+
+
+@pytest.mark.parametrize(
+    ("start", "span_s", "max_buckets", "expected"),
+    [
+        (1_700_000_003.2, 99.0, 10, (1_699_999_995.0, 15.0, 8)),
+        (1_700_000_000.0, 3.0, 120, (1_700_000_000.0, 0.1, 31)),
+        (1_700_000_000.0, 86_400.0, 120, (1_700_000_000.0, 900.0, 97)),
+        (1_700_000_100.0, 7 * 86_400.0, 100, (1_699_999_200.0, 7200.0, 85)),
+    ],
+)
+def test_heatmap_buckets_follow_the_time_range(start, span_s, max_buckets, expected):
+    got_start, bucket_s, count = A.nice_buckets(start, start + span_s, max_buckets)
+    assert (got_start, bucket_s, count) == pytest.approx(expected)
+    assert got_start <= start and got_start + count * bucket_s > start + span_s
 
 
 def test_heatmap_of_nothing():

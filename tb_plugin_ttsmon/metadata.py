@@ -41,6 +41,7 @@ PAYLOAD_VERSION = 1
 RUN_FACTS_TAG = "run/facts"
 MODEL_FACTS_TAG = "model/facts"
 ALERTS_TAG = "alerts/events"
+PROFILE_TAG = "profile/sessions"
 
 # Units, as shown to people. Byte values are raw bytes; the frontend scales them.
 UNIT_PERCENT = "%"
@@ -272,6 +273,7 @@ DOCUMENTS: tuple[MetricSpec, ...] = (
         MODEL_FACTS_TAG, UNIT_NONE, KIND_DOCUMENT, "Model facts: name, parameter count, size"
     ),
     MetricSpec(ALERTS_TAG, UNIT_NONE, KIND_DOCUMENT, "Alert rules firing and returning to normal"),
+    MetricSpec(PROFILE_TAG, UNIT_NONE, KIND_DOCUMENT, "Profiler captures: window, steps, session"),
 )
 
 # Unit of a tag that is not in the table, from how its last component ends

@@ -31,7 +31,9 @@ setup(
     ],
     extras_require={
         "tf": ["tensorflow>=2.16"],
-        "profile": ["tensorboard-plugin-profile>=2.15"],
+        # The Profile tab, and the xprof package our profile summaries read with
+        # (raw_to_tool_data); tested with 2.24.
+        "profile": ["tensorboard-plugin-profile>=2.24,<2.25"],
         # What `make test` installs: TensorFlow's CPU build and the tools.
         "test": [
             "tensorflow-cpu>=2.16",
@@ -41,6 +43,7 @@ setup(
             "types-psutil",
             "types-setuptools",
             "playwright>=1.40",
+            "tensorboard-plugin-profile>=2.24,<2.25",
         ],
     },
     entry_points={

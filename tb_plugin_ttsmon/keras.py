@@ -42,12 +42,16 @@ class MonitorCallback(keras.callbacks.Callback):
         It wraps the optimizer's ``apply`` (inner optimizer under mixed
         precision) before the first training step is traced; each norm costs
         one extra read of the gradients on the device.
+      profile_steps: ``(first, last)`` training steps (as logged: the
+        optimizer's iteration count after the batch, from 1) to capture with
+        TensorFlow's profiler; each step is named in the trace.
       monitor: An existing `Monitor` to log into (it is not closed at the end
         of training); default: one created per `fit` and closed after it.
       **monitor_kwargs: Passed to `Monitor` (``writer``, ``flush_s``, ...).
 
     Raises:
-      ValueError: `update_freq` is not ``"batch"``, ``"epoch"`` or a positive int.
+      ValueError: `update_freq` is not ``"batch"``, ``"epoch"`` or a positive
+        int, or `profile_steps` is not a ``(first, last)`` pair with first <= last.
     """
 
     def __init__(
@@ -56,10 +60,24 @@ class MonitorCallback(keras.callbacks.Callback):
         interval: float | None = 1.0,
         update_freq: str | int = "batch",
         gradient_norms: bool = True,
+        profile_steps: tuple[int, int] | None = None,
         monitor: Monitor | None = None,
         **monitor_kwargs: Any,
     ) -> None:
         super().__init__()
+        if profile_steps is not None:
+            first_last = tuple(profile_steps)
+            if (
+                len(first_last) != 2
+                or not all(isinstance(s, int) and not isinstance(s, bool) for s in first_last)
+                or not 0 <= first_last[0] <= first_last[1]
+            ):
+                raise ValueError(
+                    f"profile_steps must be (first, last) steps with 0 <= first <= last, "
+                    f"got {profile_steps!r}"
+                )
+        self.profile_steps = profile_steps
+        self._step_cm: Any = None
         if update_freq == "batch":
             update_freq = 1
         if update_freq != "epoch" and (
@@ -98,6 +116,17 @@ class MonitorCallback(keras.callbacks.Callback):
         self._epoch_base = 0
         if optimizer is not None and self._wrapped is None:
             self._wrap_optimizer(optimizer)
+        if self.profile_steps is not None and self.monitor is not None:
+            first, last = self.profile_steps
+            self.monitor.profile(first, last - first + 1)
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # Only while a profile window is asked for: the step context starts and
+        # stops the capture and names each step in the trace.
+        if self.profile_steps is not None and self.monitor is not None:
+            step = self._base_step + self._epoch_base + int(batch) + 1
+            self._step_cm = self.monitor.step(step)
+            self._step_cm.__enter__()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch_base = self._completed
@@ -105,6 +134,9 @@ class MonitorCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         # `batch` is the epoch's last finished step (several per call with
         # steps_per_execution > 1).
+        if self._step_cm is not None:
+            step_cm, self._step_cm = self._step_cm, None
+            step_cm.__exit__(None, None, None)
         self._completed = self._epoch_base + int(batch) + 1
         if not self._model_logged:
             self._log_model()

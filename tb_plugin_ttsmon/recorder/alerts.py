@@ -212,6 +212,8 @@ class AlertEngine:
         the engine's lock.
       on_alert: Called with each `AlertEvent`, on the engine's own thread.
       faults: Where a failing callback is reported (once).
+      react: Called with each event right away, on the thread that logged the
+        value (for cheap, internal reactions such as arming a profile capture).
     """
 
     def __init__(
@@ -220,8 +222,10 @@ class AlertEngine:
         write: Callable[[float, dict[str, Any]], None],
         on_alert: Callable[[AlertEvent], Any] | None,
         faults: FaultLog,
+        react: Callable[[AlertEvent], Any] | None = None,
     ) -> None:
         self.rules = tuple(rules)
+        self._react = react
         self._write = write
         self._on_alert = on_alert
         self._faults = faults
@@ -368,6 +372,11 @@ class AlertEngine:
             self._write(event.wall_time_s, event.to_document())
         except Exception as err:
             self._faults.warn_once("alerts:write", "writing an alert failed (%s)", err)
+        if self._react is not None:
+            try:
+                self._react(event)
+            except Exception as err:
+                self._faults.warn_once("alerts:react", "reacting to an alert failed (%s)", err)
         if self._on_alert is not None:
             if self._callbacks is None:
                 self._callbacks = queue.SimpleQueue()

@@ -27,6 +27,7 @@ from tb_plugin_ttsmon.recorder import writers
 from tb_plugin_ttsmon.recorder.alerts import DEFAULT_ALERTS, Alert, AlertEngine, AlertEvent
 from tb_plugin_ttsmon.recorder.faults import FaultLog, logger
 from tb_plugin_ttsmon.recorder.inference import InferenceWindow
+from tb_plugin_ttsmon.recorder.profiler import Profiler
 from tb_plugin_ttsmon.recorder.sampler import Sampler, check_interval
 from tb_plugin_ttsmon.recorder.sources import Source
 from tb_plugin_ttsmon.recorder.values import to_float, to_step
@@ -156,6 +157,10 @@ class Monitor:
         rising steadily over 10 minutes, log disk > 95 % full).
       on_alert: Called with each `AlertEvent` (firing or resolved), on a
         thread of its own, e.g. to post to a chat webhook.
+      profile_on_alert: Names of alert rules whose firing starts a short
+        profiler capture (e.g. ``("gpu_utilization_low",)``), of
+        `profile_on_alert_steps` steps from the next `step()`.
+      profile_on_alert_steps: Length of such a capture, in training steps.
       start: Whether to start sampling now (else call `start()`).
 
     Raises:
@@ -177,6 +182,8 @@ class Monitor:
         alerts: Sequence[Alert] = (),
         default_alerts: bool = True,
         on_alert: Callable[[AlertEvent], Any] | None = None,
+        profile_on_alert: Sequence[str] = (),
+        profile_on_alert_steps: int = 5,
         start: bool = True,
     ) -> None:
         if not isinstance(log_dir, (str, os.PathLike)):
@@ -207,11 +214,18 @@ class Monitor:
         if on_alert is not None and not callable(on_alert):
             raise TypeError(f"on_alert must be callable, not {type(on_alert).__name__}")
         self._alert_clock = _StepClock()
+        self._profile_clock = _StepClock()
+        self._profiler = Profiler(self.log_dir, self._write_profile, self._faults)
+        if isinstance(profile_on_alert, str):
+            raise TypeError("profile_on_alert must be a sequence of rule names, not a string")
+        self._profile_rules = frozenset(profile_on_alert)
+        self._profile_on_alert_steps = to_step(profile_on_alert_steps, "profile_on_alert_steps")
         self._alerts = AlertEngine(
             [*(DEFAULT_ALERTS if default_alerts else ()), *alerts],
             self._write_alert,
             on_alert,
             self._faults,
+            react=self._profile_on_alert if self._profile_rules else None,
         )
         self._lock = threading.Lock()  # guards the writer's replacement
         self._writer: writers.SummaryWriter | None = None
@@ -282,6 +296,8 @@ class Monitor:
         if self._closed:
             return
         self.stop()
+        if self._profiler.active:
+            self._profiler.stop()
         self._alerts.close()
         self._closed = True
         atexit.unregister(self._atexit)
@@ -447,6 +463,65 @@ class Monitor:
         doc = _model_facts(model, name)
         self._emit(self._model_clock.next(time.time()), {}, {metadata.MODEL_FACTS_TAG: doc})
         return doc
+
+    # -- profiling ----------------------------------------------------------
+
+    def profile(self, start_step: int, num_steps: int) -> bool:
+        """Captures a profile of steps ``start_step .. start_step + num_steps - 1``.
+
+        The capture starts and stops inside `step()`, which the training loop
+        calls around each step. Needs TensorFlow; without it this logs one
+        WARNING and returns False.
+
+        Raises:
+          TypeError, ValueError: the steps are not non-negative ints, or `num_steps` is 0.
+        """
+        start_step = to_step(start_step, "start_step")
+        num_steps = to_step(num_steps, "num_steps")
+        if num_steps < 1:
+            raise ValueError("num_steps must be at least 1")
+        return self._profiler.arm(start_step, num_steps)
+
+    @contextlib.contextmanager
+    def step(self, step: int) -> Iterator[None]:
+        """Marks one training step (``with mon.step(step): train_step()``).
+
+        Starts and stops armed profile captures, names the step in the trace
+        (``tf.profiler.experimental.Trace``) while one runs, and makes `step`
+        the latest training step for the system samples.
+        """
+        step = to_step(step)
+        if self._last_training_step is None or step > self._last_training_step:
+            self._last_training_step = step
+        with self._profiler.step(step):
+            yield
+
+    def start_profiler(self) -> bool:
+        """Starts a profile capture now (the seed's Start Profiler); False if it cannot."""
+        return self._profiler.start(trigger="manual", _step=self._last_training_step)
+
+    def stop_profiler(self) -> dict[str, Any] | None:
+        """Stops the capture in flight and records it; returns its `profile/sessions` document."""
+        return self._profiler.stop(_step=self._last_training_step)
+
+    @property
+    def profile_sessions(self) -> list[dict[str, Any]]:
+        """The captures recorded by this monitor, oldest first."""
+        return list(self._profiler.sessions)
+
+    def _profile_on_alert(self, event: AlertEvent) -> None:
+        """Arms a short capture when a chosen rule fires (it starts at the next `step()`)."""
+        if (
+            event.state == "firing"
+            and event.rule in self._profile_rules
+            and not self._profiler.active
+        ):
+            first = (self._last_training_step or 0) + 1
+            self._profiler.arm(first, self._profile_on_alert_steps, trigger="alert")
+
+    def _write_profile(self, wall_s: float, doc: dict[str, Any]) -> None:
+        step = self._profile_clock.next(wall_s)
+        self._emit(step, {}, {metadata.PROFILE_TAG: doc}, wall_time_s=wall_s)
 
     # -- inference --------------------------------------------------------
 

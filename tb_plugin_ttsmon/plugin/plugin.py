@@ -22,6 +22,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon.plugin import profiles
 from tb_plugin_ttsmon.plugin.reader import Reader
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
@@ -63,6 +64,9 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         super().__init__(context)
         self._data_provider = context.data_provider
         self._static = _static_files()
+        # Profile captures are read from the file system (they are not summaries).
+        self._logdir = getattr(context, "logdir", None) or ""
+        self._profile_cache = profiles.SummaryCache()
 
     def get_plugin_apps(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             "/correlation": self._correlation_route,
             "/scatter": self._scatter_route,
             "/findings": self._findings_route,
+            "/profiles": self._profiles_route,
         }
 
     def is_active(self) -> bool:
@@ -203,6 +208,15 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     @_application
     def _findings_route(self, request: _Request) -> _Response:
         return self._json(request, self._reader(request).findings(self._run(request)))
+
+    # -- profiler routes (issue 5) ------------------------------------------------
+
+    @_application
+    def _profiles_route(self, request: _Request) -> _Response:
+        run = self._run(request)
+        return self._json(
+            request, self._reader(request).profiles(run, self._logdir, self._profile_cache)
+        )
 
     # -- static files ----------------------------------------------------------
 

@@ -19,6 +19,7 @@ from tensorboard import errors
 from tensorboard.data import provider as provider_lib
 
 from tb_plugin_ttsmon import analytics, metadata
+from tb_plugin_ttsmon.plugin import profiles as profiles_lib
 from tb_plugin_ttsmon.plugin.downsample import minmax_indices
 
 PLUGIN = metadata.PLUGIN_NAME
@@ -379,3 +380,19 @@ class Reader:
         data = self.read(run)
         found = analytics.findings(data)
         return _json_safe({"run": run, "findings": [f.to_dict() for f in found]})
+
+    # -- profiler (issue 5) ------------------------------------------------------
+
+    def profiles(self, run: str, logdir: str, cache: profiles_lib.SummaryCache) -> dict[str, Any]:
+        """The profiler sessions of `run`: documents merged with session folders.
+
+        Any run TensorBoard knows qualifies (a run may hold only captures).
+
+        Raises:
+          NotFoundError: the data provider does not know `run`.
+        """
+        known = {r.run_name for r in self._provider.list_runs(self._ctx, experiment_id=self._eid)}
+        if run not in known:
+            raise errors.NotFoundError(f"no run {run!r}")
+        docs = self._documents([run], metadata.PROFILE_TAG).get(run, [])
+        return _json_safe(profiles_lib.list_sessions(run, docs, logdir, cache))

@@ -314,3 +314,69 @@ export async function fetchCorrelation(run: string, tags: string[], signal?: Abo
 export async function fetchScatter(run: string, x: string, y: string, points: number, signal?: AbortSignal): Promise<Scatter | null> {
   return getAnalytics<Scatter>("scatter", [["run", run], ["x", x], ["y", y], ["points", points]], signal);
 }
+
+// -- profiler route (http_api.md, "Profiler routes") ---------------------------
+
+export type ProfileTool = "trace_viewer" | "memory_profile" | "framework_op_stats" | "overview_page";
+
+export interface ProfileHost {
+  host: string;
+  file?: string | null;
+  size_bytes?: number | null;
+  /** ok, empty (a 0-byte file), unreadable (with error) or pending */
+  status: string;
+  error?: string | null;
+}
+
+export interface ProfileOp {
+  name: string;
+  type?: string | null;
+  self_time_ms?: number | string | null;
+  self_time_percent?: number | string | null;
+  occurrences?: number | null;
+}
+
+export interface ProfileSuggestion {
+  id?: string;
+  severity?: Severity;
+  text: string;
+}
+
+export interface ProfileSummary {
+  host?: string | null;
+  step_time_ms_mean?: number | string | null;
+  step_time_ms_stddev?: number | string | null;
+  steps?: number | null;
+  input_ms_mean?: number | string | null;
+  compute_ms_mean?: number | string | null;
+  other_ms_mean?: number | string | null;
+  input_percent?: number | string | null;
+  verdict?: string | null;
+  top_ops?: ProfileOp[] | null;
+  peak_memory_bytes?: number | string | null;
+  suggestions?: ProfileSuggestion[] | null;
+}
+
+export interface ProfileSession {
+  session: string;
+  trigger?: string | null;
+  start_wall_time_s?: number | null;
+  stop_wall_time_s?: number | null;
+  start_step?: number | null;
+  stop_step?: number | null;
+  hosts?: ProfileHost[] | null;
+  summary: ProfileSummary | null;
+  links?: Partial<Record<ProfileTool, string>> | null;
+}
+
+export interface Profiles {
+  run: string;
+  xprof: { available: boolean; version?: string | null; reason?: string | null } | null;
+  sessions: ProfileSession[];
+}
+
+/** The run's profiler sessions; null where the server has no `profiles` route. */
+export async function fetchProfiles(run: string, signal?: AbortSignal): Promise<Profiles | null> {
+  const body = await getAnalytics<Profiles>("profiles", [["run", run]], signal);
+  return body ? { run: body.run ?? run, xprof: body.xprof ?? null, sessions: body.sessions ?? [] } : null;
+}

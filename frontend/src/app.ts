@@ -7,6 +7,7 @@ import {
   fetchAnomalies,
   fetchFindings,
   fetchOverview,
+  fetchProfiles,
   fetchRuns,
   fetchSeries,
   fetchTags,
@@ -14,6 +15,7 @@ import {
   type Anomaly,
   type Finding,
   type Overview,
+  type Profiles,
   type RunInfo,
   type Series,
   type TagInfo,
@@ -23,6 +25,7 @@ import { ChartCard, ChartGroup, type LineData, type Mark } from "./chart";
 import { clear, el, icon, setText } from "./dom";
 import { formatClock } from "./format";
 import { devicesText, overviewCard } from "./overview";
+import { profileMark, ProfilerPanel } from "./profiler";
 import { RunPicker } from "./runpicker";
 import {
   buildCharts,
@@ -60,12 +63,14 @@ interface RunData {
   alerts: AlertEvent[] | null;
   anomalies: Anomaly[] | null;
   findings: Finding[] | null;
+  profiles: Profiles | null;
 }
 
 interface Analytics {
   alerts: AlertEvent[] | null;
   anomalies: Anomaly[] | null;
   findings: Finding[] | null;
+  profiles: Profiles | null;
 }
 
 interface SectionView {
@@ -123,6 +128,7 @@ export class App {
   private readonly alertsPanel: AlertsPanel;
   private readonly heatmapPanel: HeatmapPanel;
   private readonly correlationPanel: CorrelationPanel;
+  private readonly profilerPanel: ProfilerPanel;
 
   private runs: RunInfo[] = [];
   private readonly colors = new Map<string, string>();
@@ -211,12 +217,15 @@ export class App {
     this.alertsPanel = new AlertsPanel(this.collapsed, saveCollapsed, (run, a) => this.zoomToAlert(run, a));
     this.sectionsEl.appendChild(this.alertsPanel.panel.root);
     for (const s of SECTIONS) this.sections.set(s.id, this.makeSection(s.id, s.title));
+    this.profilerPanel = new ProfilerPanel(this.collapsed, saveCollapsed);
+    this.sectionsEl.appendChild(this.profilerPanel.panel.root);
     this.heatmapPanel = new HeatmapPanel(this.collapsed, saveCollapsed);
     this.correlationPanel = new CorrelationPanel(this.collapsed, saveCollapsed, this.theme);
     this.sectionsEl.append(this.heatmapPanel.panel.root, this.correlationPanel.panel.root);
     this.alertsPanel.panel.root.hidden = true;
     this.heatmapPanel.panel.root.hidden = true;
     this.correlationPanel.panel.root.hidden = true;
+    this.profilerPanel.panel.root.hidden = true;
     this.findingsView.root.hidden = true;
 
     this.root.appendChild(header);
@@ -542,12 +551,14 @@ export class App {
         errors.push(`${run}: ${what}: ${String((e as Error).message ?? e)}`);
         return null;
       });
-    const [alerts, anomalies, findings] = await Promise.all([
+    // one `profiles` request per run: a pending summary is asked for again on the next refresh
+    const [alerts, anomalies, findings, profiles] = await Promise.all([
       wrap("alerts", fetchAlerts(run)),
       wrap("anomalies", fetchAnomalies(run)),
       wrap("findings", fetchFindings(run)),
+      wrap("profiles", fetchProfiles(run)),
     ]);
-    return { alerts, anomalies, findings };
+    return { alerts, anomalies, findings, profiles };
   }
 
   /** Findings, the alert list, and the heatmap and correlation panels (they load when shown). */
@@ -560,6 +571,7 @@ export class App {
       new Map(runs.map((d) => [d.info.run, d.overview?.sample_count ?? 0])),
     );
     this.correlationPanel.setRuns(runs.map((d) => ({ run: d.info.run, tags: [...d.tags.values()] })));
+    this.profilerPanel.update(runs.map((d) => ({ run: d.info.run, color: this.colorOf(d.info.run), profiles: d.profiles })));
   }
 
   /** Alert intervals (firing → resolved) per run, severity-coloured. */
@@ -595,12 +607,23 @@ export class App {
     return out;
   }
 
-  /** Alert bands on the System charts, anomaly markers on the charts of their tags. */
+  /**
+   * Profiled windows on every chart, alert bands on the System charts,
+   * anomaly markers on the charts of their tags.
+   */
   private applyMarks(): void {
     const alertBands = new Map<string, Mark[]>();
+    const profileBands = new Map<string, Mark[]>();
     const anomalies = new Map<string, Mark[]>();
+    const multi = this.data.size > 1;
     for (const d of this.data.values()) {
       alertBands.set(d.info.run, this.alertMarks(d));
+      const bands: Mark[] = [];
+      for (const s of d.profiles?.sessions ?? []) {
+        const m = profileMark(d.info.run, s, multi);
+        if (m) bands.push(m);
+      }
+      profileBands.set(d.info.run, bands);
       for (const a of d.anomalies ?? []) {
         const key = `${d.info.run}\u0000${a.tag}`;
         const list = anomalies.get(key) ?? [];
@@ -629,6 +652,7 @@ export class App {
           marks.push(...(anomalies.get(`${line.run}\u0000${line.tag}`) ?? []));
         }
         if (view.id === "system") for (const r of runs) marks.unshift(...(alertBands.get(r) ?? []));
+        for (const r of runs) marks.unshift(...(profileBands.get(r) ?? []));
         card.setMarks(marks);
       }
     }

@@ -36,11 +36,12 @@ const STEP_INCRS: number[] = (() => {
 })();
 
 /**
- * An alert interval or an anomaly drawn over a chart: a band from start to
- * end (or a point where they are equal), placed by the run's clock.
+ * An alert interval, an anomaly or a profiled window drawn over a chart: a
+ * band from start to end (or a point where they are equal), placed by the
+ * run's clock.
  */
 export interface Mark {
-  kind: "alert" | "anomaly";
+  kind: "alert" | "anomaly" | "profile";
   run: string;
   start: number;
   end: number;
@@ -633,10 +634,20 @@ export class ChartCard {
       let x1 = u.valToPos(r[1], "x", true);
       if (m.open) x1 = Math.max(x1, left + width);
       if (x1 < left - 4 * dpr || x0 > left + width + 4 * dpr) continue;
-      const color = colors[m.severity];
+      const color = m.kind === "profile" ? this.group.theme.profile : colors[m.severity];
       const isPoint = x1 - x0 < 2 * dpr;
       ctx.fillStyle = color;
-      if (m.kind === "alert") {
+      if (m.kind === "profile") {
+        // a translucent band with a strip along the top and its edges drawn
+        const w = Math.max(x1 - x0, 2 * dpr);
+        ctx.globalAlpha = 0.1;
+        ctx.fillRect(x0, top, w, height);
+        ctx.globalAlpha = 0.85;
+        ctx.fillRect(x0, top, w, 3 * dpr);
+        ctx.globalAlpha = 0.6;
+        ctx.fillRect(Math.round(x0), top, dpr, height);
+        ctx.fillRect(Math.round(x0 + w - dpr), top, dpr, height);
+      } else if (m.kind === "alert") {
         ctx.globalAlpha = 0.13;
         ctx.fillRect(x0, top, Math.max(x1 - x0, 2 * dpr), height);
         ctx.globalAlpha = 0.9;
@@ -670,7 +681,7 @@ export class ChartCard {
         }
         ctx.stroke();
       }
-      placed.push({ m, x: cx / dpr - u.bbox.left / dpr, y: y === null ? null : (y - top) / dpr, w: (x1 - x0) / dpr });
+      placed.push({ m, x: cx / dpr - u.bbox.left / dpr, y: y === null ? null : (y - top) / dpr, w: (Math.min(x1, left + width) - Math.max(x0, left)) / dpr });
     }
     return placed;
   }
@@ -683,13 +694,25 @@ export class ChartCard {
     while (layer.childElementCount < wanted.length) layer.appendChild(el("div", { attrs: { role: "img" } }));
     wanted.forEach((p, i) => {
       const d = layer.children[i] as HTMLElement;
-      const cls = `mark-target ${p.m.kind === "alert" ? "alert-mark" : "an-marker"} sev-${p.m.severity}`;
+      const kindCls = p.m.kind === "alert" ? "alert-mark" : p.m.kind === "profile" ? "profile-mark" : "an-marker";
+      const cls = `mark-target ${kindCls} sev-${p.m.severity}`;
       if (d.className !== cls) d.className = cls;
       d.style.left = `${p.x}px`;
-      if (p.y === null) {
+      if (p.m.kind === "profile") {
+        // the band's top strip, as wide as the band
+        const w = Math.max(14, p.w);
+        d.style.width = `${w}px`;
+        d.style.marginLeft = `${-w / 2}px`;
+        d.style.top = "0px";
+        d.style.bottom = "";
+      } else if (p.y === null) {
+        d.style.width = "";
+        d.style.marginLeft = "";
         d.style.top = "";
         d.style.bottom = "0px";
       } else {
+        d.style.width = "";
+        d.style.marginLeft = "";
         d.style.top = `${p.y - 7}px`;
         d.style.bottom = "";
       }

@@ -15,6 +15,8 @@ export interface Theme {
   refLine: string;
   /** alert and anomaly colours by severity */
   severity: { info: string; warning: string; critical: string };
+  /** profiled windows (bands on every chart) */
+  profile: string;
   palette: string[];
   /** colours of the lines within one run's chart (layers, stages) */
   items: string[];
@@ -41,6 +43,7 @@ export const LIGHT: Theme = {
   nonFiniteBand: "rgba(217,48,37,0.16)",
   refLine: "#9e9e9e",
   severity: { info: "#1a73e8", warning: "#e37400", critical: "#d93025" },
+  profile: "#9334e6",
   palette: LIGHT_PALETTE,
   items: ["#00897b", "#7b61ff", "#c99700", "#d64d9c", "#6a9f2a", "#9c6644", "#5c6bc0", "#ef6c00", "#26a69a", "#8d6e63"],
 };
@@ -55,6 +58,7 @@ export const DARK: Theme = {
   nonFiniteBand: "rgba(242,139,130,0.22)",
   refLine: "#8a8f96",
   severity: { info: "#8ab4f8", warning: "#fdd663", critical: "#f28b82" },
+  profile: "#d7aefb",
   palette: DARK_PALETTE,
   items: ["#4dd0c4", "#a99bff", "#f1ce63", "#f48fb1", "#aed581", "#d7a98c", "#9fa8da", "#ffb74d", "#80cbc4", "#bcaaa4"],
 };

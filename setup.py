@@ -28,6 +28,7 @@ setup(
         "nvidia-ml-py>=12.535",
         "werkzeug>=2.2",
         "numpy>=1.23",
+        "matplotlib>=3.6",  # charts of `ttsmon report` (static HTML)
     ],
     extras_require={
         "tf": ["tensorflow>=2.16"],
@@ -48,6 +49,7 @@ setup(
     },
     entry_points={
         "tensorboard_plugins": ["ttsmon = tb_plugin_ttsmon.plugin:TTSMonLoader"],
+        "console_scripts": ["ttsmon = tb_plugin_ttsmon.cli:main"],
     },
     classifiers=[
         "Framework :: TensorFlow",

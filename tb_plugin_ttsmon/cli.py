@@ -1,11 +1,302 @@
-"""The `ttsmon` command line (issue 6 builds it out)."""
+"""The `ttsmon` command line: `watch`, `export` and `report`.
+
+Parsing and process handling live here; reading logs and drawing the report
+live in `tb_plugin_ttsmon.report`, imported only by the subcommands that need
+it (so `ttsmon watch` never loads TensorBoard's loaders or matplotlib).
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib.abc
+import os
+import signal
+import subprocess
 import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any, NoReturn
+
+from tb_plugin_ttsmon.version import VERSION
+
+# Exit codes: 2 for bad arguments (argparse's own), 127 for a command that
+# cannot be started (as a shell does), 128 + N for a child killed by signal N.
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 127
+# How often `watch --pid` checks that the process is still there.
+PID_POLL_S = 0.2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `ttsmon` console script."""
-    print("ttsmon: no subcommands yet", file=sys.stderr)
-    return 2
+class UsageError(Exception):
+    """A bad argument found after parsing: one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_interval(text: str) -> float:
+    from tb_plugin_ttsmon.recorder.sampler import check_interval
+
+    try:
+        return check_interval(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _pid(text: str) -> int:
+    try:
+        pid = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if pid <= 0:
+        raise argparse.ArgumentTypeError(f"a process id is a positive integer, got {pid}")
+    return pid
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `ttsmon` parser with its three subcommands."""
+    parser = _Parser(
+        prog="ttsmon",
+        description="Record, export and report TTS training and inference metrics "
+        "(the ttsmon TensorBoard plugin's command line).",
+    )
+    parser.add_argument("--version", action="version", version=f"ttsmon {VERSION}")
+    sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+
+    watch = sub.add_parser(
+        "watch",
+        help="record the system, process-tree and GPU metrics of a process",
+        description="Record the system, process-tree and GPU metrics of a program into a "
+        "TensorBoard run directory until it exits. Either start COMMAND (after --) and "
+        "return its exit code, or watch a running process with --pid and return 0 when it "
+        "ends. SIGINT and SIGTERM are passed on to COMMAND.",
+        usage="ttsmon watch --logdir DIR [--interval S] [--no-gpus]\n"
+        "                    (--pid PID | -- COMMAND ARGS...)",
+    )
+    watch.add_argument("--logdir", required=True, metavar="DIR", help="the run directory")
+    watch.add_argument(
+        "--interval",
+        type=_positive_interval,
+        default=1.0,
+        metavar="S",
+        help="seconds between samples, at least 0.1 (default 1)",
+    )
+    watch.add_argument("--pid", type=_pid, help="watch this running process instead")
+    watch.add_argument("--no-gpus", action="store_true", help="do not sample GPUs through NVML")
+
+    export = sub.add_parser(
+        "export",
+        help="write a logdir's ttsmon data as CSV or JSON",
+        description="Write every kept point of a logdir's ttsmon data as one file (stdout "
+        "without -o). With --run: the plugin's export of that run. Without: every run, "
+        'CSV with a leading "run" column, JSON as {"runs": [...]}.',
+    )
+    export.add_argument("logdir", metavar="DIR", help="a TensorBoard log directory")
+    export.add_argument("--run", metavar="R", help="only this run (default: all)")
+    export.add_argument("--format", required=True, choices=("csv", "json"))
+    export.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained static HTML report",
+        description="Write one self-contained HTML file (charts embedded, no network, no "
+        "JavaScript) with each run's facts, system, training and inference charts, alerts, "
+        "anomalies, findings and profiler sessions.",
+    )
+    report.add_argument("logdir", metavar="DIR", help="a TensorBoard log directory")
+    report.add_argument(
+        "-o", "--output", metavar="FILE", default="report.html", help="default: report.html"
+    )
+    return parser
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Splits `watch ... -- COMMAND ARGS` at the first ``--`` (None: no ``--``)."""
+    if argv and argv[0] == "watch" and "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, None
+
+
+# -- watch ----------------------------------------------------------------------------------------
+
+
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    """Makes `tensorflow` unimportable in this process.
+
+    No subcommand needs it: `watch` measures another process (TensorFlow here
+    would describe nothing of the job) and export / report read local files,
+    which TensorBoard's TF-free file layer does. Yet TensorBoard imports it
+    when installed (`tensorboard.compat.tf`), costing seconds, hundreds of MB
+    and lines of log noise on stderr; for `watch`, before the first sample,
+    while a short job may already be over.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.split(".", 1)[0] == "tensorflow":
+            raise ImportError("ttsmon watch does not use TensorFlow")
+        return None
+
+
+def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
+    import psutil
+
+    from tb_plugin_ttsmon.recorder.monitor import Monitor
+
+    if args.pid is not None and command:
+        raise UsageError("give either --pid or a command after --, not both")
+    if args.pid is None and not command:
+        raise UsageError("give a process to watch: --pid PID, or -- COMMAND ARGS...")
+    if args.pid is not None and not psutil.pid_exists(args.pid):
+        raise UsageError(f"no process with pid {args.pid}")
+
+    try:
+        os.makedirs(args.logdir, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the log directory {args.logdir!r}: {err}") from None
+
+    received: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)  # the child decides how to stop; we wait for it
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if command:
+            try:
+                child = subprocess.Popen(command)
+            except OSError as err:
+                print(f"ttsmon watch: cannot start {command[0]!r}: {err}", file=sys.stderr)
+                return EXIT_NOT_FOUND
+            pid = child.pid
+        else:
+            pid = args.pid
+        monitor = Monitor(
+            args.logdir, interval=args.interval, writer="event", pid=pid, gpus=not args.no_gpus
+        )
+        try:
+            if child is not None:
+                code = child.wait()
+                return 128 - code if code < 0 else code
+            return _wait_pid(pid, received)
+        finally:
+            monitor.close()  # flushes every sample taken
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _wait_pid(pid: int, received: list[int]) -> int:
+    """Waits for a process that is not our child; 0 when it ends, 128+N on signal N."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return 0
+    while not received:
+        try:
+            # A zombie has ended; its parent just has not reaped it yet.
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return 0
+            proc.wait(timeout=PID_POLL_S)
+            return 0
+        except psutil.TimeoutExpired:
+            continue
+        except psutil.NoSuchProcess:
+            return 0
+    return 128 + received[0]
+
+
+# -- export and report ----------------------------------------------------------------------------
+
+
+def _write_output(text: str, path: str | None) -> None:
+    data = text.encode("utf-8")
+    if path is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _open(logdir: str) -> Any:
+    if not os.path.isdir(logdir):
+        raise UsageError(f"{logdir!r} is not a directory")
+    from tb_plugin_ttsmon import report
+
+    return report.LogdirData(logdir)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tb_plugin_ttsmon import report
+
+    data = _open(args.logdir)
+    runs = _runs(data, args.run)
+    progress = report.Progress(len(runs), "export", enabled=sys.stderr.isatty())
+    text = report.export(data, runs, args.format, single=args.run is not None, progress=progress)
+    _write_output(text, args.output)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tb_plugin_ttsmon import report
+
+    data = _open(args.logdir)
+    runs = _runs(data, None)
+    progress = report.Progress(len(runs), "report", enabled=sys.stderr.isatty())
+    html_text = report.render_html(data, runs, progress=progress)
+    _write_output(html_text, args.output)
+    print(f"ttsmon report: wrote {args.output} ({len(runs)} runs)", file=sys.stderr)
+    return 0
+
+
+def _runs(data: Any, run: str | None) -> list[str]:
+    names: list[str] = data.run_names()
+    if not names:
+        raise UsageError(f"{data.logdir!r} holds no ttsmon data")
+    if run is None:
+        return names
+    if run not in names:
+        raise UsageError(f"no run {run!r} with ttsmon data; runs: {', '.join(names)}")
+    return [run]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ttsmon` console script; returns the exit code."""
+    if argv is None and "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _NoTensorFlow())  # only as the console script
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list, command = _split_command(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    prog = f"ttsmon {args.subcommand}"
+    try:
+        if args.subcommand == "watch":
+            return _watch(args, command)
+        if args.subcommand == "export":
+            return _export(args)
+        return _report(args)
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `ttsmon export ... | head`: the reader left; not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -125,6 +125,112 @@ class TensorFlowMonitor:
         self._step = int(step) + 1
         return int(step)
 
+    # -- the seed's charts (matplotlib figures of this monitor's run) ------------
+
+    def _read(self, tags: list[str]) -> dict[str, Any]:
+        """This run's series among `tags`, read back from its event files."""
+        from tb_plugin_ttsmon.report import LogdirData
+
+        if self._monitor is not None:
+            self._monitor.flush()
+        data = LogdirData(self.log_dir)
+        if "." not in data.run_names():
+            return {}
+        listed = {t["tag"] for t in data.reader.tags(".")["tags"]}
+        return data.reader.read(".", [t for t in tags if t in listed])
+
+    def _figure(self, title: str, panels: list[tuple[str, list[str], float, str]]) -> Any:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        series = self._read([t for _, tags, _, _ in panels for t in tags])
+        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.4 * len(panels)), squeeze=False)
+        fig.suptitle(title)
+        for ax, (name, tags, div, unit) in zip(axes[:, 0], panels):
+            for tag in tags:
+                s = series.get(tag)
+                if s is not None and len(s.value):
+                    x = (
+                        s.step
+                        if tag.startswith(("train/", "val/"))
+                        else s.wall_time - s.wall_time[0]
+                    )
+                    ax.plot(x, s.value / div, label=tag, linewidth=1.2)
+            ax.set_title(name, fontsize=10, loc="left")
+            ax.set_ylabel(unit, fontsize=8)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=7)
+            else:
+                ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
+        fig.tight_layout()
+        return fig
+
+    def get_system_performance_chart(self) -> Any:
+        """CPU, memory and GPU over time, as a matplotlib Figure (the seed's system chart)."""
+        gpu = [f"gpu/{i}/utilization_percent" for i in range(8)]
+        gpu_mem = [f"gpu/{i}/memory_used_bytes" for i in range(8)]
+        return self._figure(
+            "System performance",
+            [
+                ("CPU", ["system/cpu_percent", "process/cpu_percent"], 1.0, "%"),
+                ("Memory", ["system/memory_used_bytes", "process/rss_bytes"], _GIB, "GiB"),
+                ("GPU utilization", gpu, 1.0, "%"),
+                ("GPU memory", gpu_mem, _GIB, "GiB"),
+            ],
+        )
+
+    def get_training_metrics_chart(self) -> Any:
+        """Loss, accuracy, learning rate and gradient norm by step, as a matplotlib Figure."""
+        return self._figure(
+            "Training",
+            [
+                ("Loss", ["train/loss", "val/loss"], 1.0, ""),
+                ("Accuracy", ["train/accuracy", "val/accuracy"], 1.0, ""),
+                ("Learning rate", ["train/learning_rate"], 1.0, ""),
+                ("Gradient norm", ["train/gradient_norm"], 1.0, ""),
+            ],
+        )
+
+    def get_performance_heatmap(self) -> Any:
+        """Sampled metrics over time buckets (each row scaled to its limit or range)."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        from tb_plugin_ttsmon import analytics
+
+        if self._monitor is not None:
+            self._monitor.flush()
+        from tb_plugin_ttsmon.report import LogdirData
+
+        data = LogdirData(self.log_dir)
+        rows: list[dict[str, Any]] = []
+        if "." in data.run_names():
+            sampled = [
+                t["tag"]
+                for t in data.reader.tags(".")["tags"]
+                if t["group"] in ("system", "process", "container", "gpu", "tf")
+            ]
+            rows = analytics.heatmap(data.reader.read(".", sampled), buckets=60)["rows"]
+        fig, ax = plt.subplots(figsize=(9, 0.3 * max(len(rows), 4) + 1.2))
+        if rows:
+            grid = np.array(
+                [[np.nan if v is None else v for v in r["normalized"]] for r in rows], float
+            )
+            ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title("Performance heatmap (0 = low, 1 = limit or max)", fontsize=10, loc="left")
+        ax.set_xlabel("time bucket")
+        fig.tight_layout()
+        return fig
+
 
 def _gib(value: float | None) -> float | None:
     return None if value is None else value / _GIB

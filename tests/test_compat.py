@@ -53,3 +53,28 @@ def test_bad_interval_is_a_clear_error(tmp_path):
         monitor.start_monitoring(interval=0)
     with pytest.raises(TypeError, match="loss must be a number"):
         monitor.log_training_metrics(loss="nan?")
+
+
+def test_seed_charts_are_matplotlib_figures_of_the_run(tmp_path):
+    monitor = TensorFlowMonitor(log_dir=str(tmp_path / "tensorflow"))
+    monitor.start_monitoring(interval=0.1)
+    for step in range(20):
+        monitor.log_training_metrics(loss=2.0 / (step + 1), accuracy=step / 20, learning_rate=1e-3)
+    deadline = time.monotonic() + 30
+    while monitor.monitor.samples_taken < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    system = monitor.get_system_performance_chart()
+    training = monitor.get_training_metrics_chart()
+    heat = monitor.get_performance_heatmap()
+    monitor.stop_monitoring()
+    titles = [ax.get_title(loc="left") for ax in system.axes]
+    assert titles == ["CPU", "Memory", "GPU utilization", "GPU memory"]
+    cpu = system.axes[0].lines[0]
+    assert cpu.get_label() == "system/cpu_percent" and len(cpu.get_xdata()) >= 3
+    loss = training.axes[0].lines[0]
+    assert loss.get_label() == "train/loss"
+    assert list(loss.get_xdata()) == list(range(20))
+    assert loss.get_ydata()[0] == pytest.approx(2.0)
+    assert "no data yet" in [t.get_text() for t in system.axes[2].texts]  # no GPU here
+    labels = [t.get_text() for t in heat.axes[0].get_yticklabels()]
+    assert any("cpu" in label.lower() for label in labels)

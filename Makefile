@@ -10,7 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ttsmon-installed
 
-.PHONY: test system-deps frontend bundle lint typecheck pytest pytest-no-tf bench clean
+.PHONY: test demo system-deps frontend bundle lint typecheck pytest pytest-no-tf bench clean
 
 # Headless Chromium for the browser tests (Playwright drives it; browser
 # downloads are impossible here) and a font with Ge'ez glyphs for Amharic.
@@ -31,6 +31,11 @@ $(STAMP): setup.py pyproject.toml
 	touch $@
 
 test: system-deps frontend lint typecheck pytest pytest-no-tf
+
+# Trains the small Amharic TTS demo into demo/logs and serves TensorBoard on
+# http://127.0.0.1:6006/#ttsmon while it trains (Ctrl-C stops TensorBoard).
+demo: $(STAMP)
+	PY=$(PY) bash demo/run_demo.sh
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \

@@ -69,3 +69,18 @@ def _ttsmon_logs_propagate():
     logger = logging.getLogger("tb_plugin_ttsmon")
     logger.propagate = True
     yield
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test (tests/browserkit.py)."""
+    from browserkit import CHROMIUM, CHROMIUM_ARGS, sync_playwright
+
+    if sync_playwright is None or not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium or Playwright is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -26,33 +25,10 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
+from browserkit import SKIPS, Tab
 from tbserver import tensorboard_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-# The suite's TensorFlow-free pass (see conftest.py): module fixtures below
-# import Keras, so this is checked before any fixture runs.
-NO_TF = os.environ.get("TTSMON_TEST_NO_TF") == "1"
-
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"),
-    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed"),
-    pytest.mark.skipif(NO_TF, reason="browser tests run in the TensorFlow pass only"),
-]
+pytestmark = SKIPS
 
 # The run names as a user would see them; inserted as markup they would
 # create a <b> element and swallow the "&".
@@ -128,72 +104,6 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> str:
     with ttsmon.Monitor(str(root / IDLE_RUN), interval=0.2, writer="event", flush_s=0.5):
         time.sleep(1.0)
     return str(root)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert sync_playwright is not None
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-class Tab:
-    """An open TensorBoard page on the TTS Monitor tab, with its console errors."""
-
-    def __init__(self, browser: Any, url: str, *, dark: bool = False) -> None:
-        self.context = browser.new_context(
-            viewport={"width": 1440, "height": 2600},
-            color_scheme="dark" if dark else "light",
-            accept_downloads=True,
-        )
-        self.page = self.context.new_page()
-        self._console: list[tuple[str, str]] = []
-        # TensorBoard's own page asks for its fonts at "/font-roboto/...", outside
-        # any --path_prefix (its bug, not the tab's): failed loads of the top
-        # page are told apart from the tab's by the frame that made them.
-        self._top_failures: set[str] = set()
-        self.page.on("console", self._on_console)
-        self.page.on("pageerror", lambda e: self._console.append((f"pageerror: {e}", "")))
-        self.page.on("response", self._on_response)
-        self.page.goto(url + "#ttsmon")
-        iframe = self.page.wait_for_selector('iframe[src*="plugin_entry.html?name=ttsmon"]')
-        frame = iframe.content_frame()
-        assert frame is not None
-        self.frame = frame
-        self.frame.wait_for_function(
-            "document.body && document.body.dataset.rendered === '1'", timeout=60_000
-        )
-
-    def _on_console(self, message: Any) -> None:
-        if message.type == "error":
-            self._console.append((message.text, message.location.get("url", "")))
-
-    def _on_response(self, response: Any) -> None:
-        if response.status >= 400 and response.frame == self.page.main_frame:
-            self._top_failures.add(response.url)
-
-    @property
-    def errors(self) -> list[str]:
-        """Console errors and uncaught exceptions, TensorBoard's own failed loads left out."""
-        return [
-            f"{text} ({url})" if url else text
-            for text, url in self._console
-            if not (text.startswith("Failed to load resource") and url in self._top_failures)
-        ]
-
-    def refreshes(self) -> int:
-        return int(self.frame.evaluate("window.__ttsmon.refreshes"))
-
-    def screenshot(self, path: Any) -> None:
-        self.page.wait_for_timeout(300)  # let the last frame paint
-        self.page.screenshot(path=str(path), full_page=True)
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["load_fast", "python_loader"])

@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from browserkit import SKIPS, Tab
 from tbserver import tensorboard_server
-from test_browser import CHROMIUM, CHROMIUM_ARGS, Tab, sync_playwright
-from test_browser import pytestmark as browser_marks
 
-pytestmark = browser_marks
+pytestmark = SKIPS
 
 RUN = "analytics-ሙከራ"
 STEPS = 60
@@ -105,17 +104,6 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def tb_url(logdir: str) -> Iterator[str]:
     with tensorboard_server(logdir, load_fast=True) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert sync_playwright is not None
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _get(url: str) -> tuple[int, Any]:

@@ -31,9 +31,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from browserkit import SKIPS, Tab
 from tbserver import tensorboard_server
-from test_browser import CHROMIUM, CHROMIUM_ARGS, Tab, sync_playwright
-from test_browser import pytestmark as browser_marks
 
 try:
     import tensorflow  # noqa: F401
@@ -43,7 +42,7 @@ except Exception:  # pragma: no cover - depends on the environment
     HAVE_TF = False
 
 pytestmark = [
-    *browser_marks,
+    *SKIPS,
     pytest.mark.skipif(not HAVE_TF, reason="capturing a profile needs TensorFlow"),
 ]
 
@@ -138,17 +137,6 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, An
 def tb_url(capture: tuple[str, dict[str, Any]]) -> Iterator[str]:
     with tensorboard_server(capture[0], load_fast=True, path_prefix=PREFIX) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert sync_playwright is not None
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _get(url: str) -> tuple[int, Any]:

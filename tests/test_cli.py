@@ -24,16 +24,6 @@ from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.recorder.monitor import Monitor
 
 HOSTILE = 'ሰላም <b>&"x"'  # an Amharic run name with HTML in it
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONIOENCODING": "utf-8"}
 
 
@@ -295,24 +285,19 @@ def test_report_holds_every_section_escaped(report_file):
     assert "p95 latency (ms)" in text and "Real-time factor" in text
 
 
-def test_report_renders_in_chromium(report_file, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("no Chromium at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_report_renders_in_chromium(report_file, tmp_path, browser):
     errors: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-            page.goto(report_file.as_uri())
-            widths = page.evaluate("Array.from(document.images, i => i.complete && i.naturalWidth)")
-            headings = page.locator("h2").all_inner_texts()
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    try:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+        page.goto(report_file.as_uri())
+        widths = page.evaluate("Array.from(document.images, i => i.complete && i.naturalWidth)")
+        headings = page.locator("h2").all_inner_texts()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    finally:
+        page.close()
     assert errors == []
     assert widths and all(w and w > 0 for w in widths)
     assert headings == ["Run plain", f"Run {HOSTILE}"]

@@ -71,9 +71,13 @@ def _ttsmon_logs_propagate():
     yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for every browser test (tests/browserkit.py)."""
+    """A headless Chromium for a test module (tests/browserkit.py).
+
+    Per module, not per session: Chromium's processes are children of this
+    one, and the process-tree tests count this process's children.
+    """
     from browserkit import CHROMIUM, CHROMIUM_ARGS, sync_playwright
 
     if sync_playwright is None or not os.path.exists(CHROMIUM):

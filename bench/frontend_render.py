@@ -27,16 +27,9 @@ from typing import ClassVar
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.path.join(os.path.dirname(HERE), "tb_plugin_ttsmon", "static")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+from browserkit import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 GOAL_S = 1.0
 RUN = "bench-run"
 
@@ -201,7 +194,7 @@ def main() -> int:
     totals: list[float] = []
     after_data: list[float] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for _ in range(args.runs):
                 context = browser.new_context(viewport={"width": 1440, "height": 900})

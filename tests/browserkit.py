@@ -7,7 +7,12 @@ for the whole session.
 
 from __future__ import annotations
 
+import json
 import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
 import pytest
@@ -33,6 +38,34 @@ except ImportError:  # pragma: no cover - depends on the machine
 # The suite's TensorFlow-free pass (see conftest.py): the browser tests' logdirs
 # come from Keras, so they run in the TensorFlow pass only.
 NO_TF = os.environ.get("TTSMON_TEST_NO_TF") == "1"
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    """(HTTP status, parsed body or None) of a GET."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def api_url(tb_url: str, route: str, params: list[tuple[str, str]]) -> str:
+    """The URL of one of our routes on a running TensorBoard."""
+    return f"{tb_url}data/plugin/ttsmon/{route}?{urllib.parse.urlencode(params)}"
+
+
+def wait_for_run(tb_url: str, run: str) -> None:
+    """Waits until TensorBoard has loaded the run's loss and system samples."""
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = get_json(api_url(tb_url, "tags", [("run", run)]))
+        tags = {t["tag"] for t in (body or {}).get("tags", [])} if status == 200 else set()
+        if {"train/loss", "system/cpu_percent"} <= tags:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run not loaded: {status} {sorted(tags)}")
+        time.sleep(0.3)
+
 
 SKIPS = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"),

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browserkit import SKIPS, Tab
+from browserkit import SKIPS, Tab, api_url, get_json, wait_for_run
 from tbserver import tensorboard_server
 
 pytestmark = SKIPS
@@ -106,33 +106,8 @@ def tb_url(logdir: str) -> Iterator[str]:
         yield url
 
 
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, None
-
-
-def _api(tb_url: str, route: str, params: list[tuple[str, str]]) -> str:
-    return f"{tb_url}data/plugin/ttsmon/{route}?{urllib.parse.urlencode(params)}"
-
-
-def _wait_for_run(tb_url: str) -> None:
-    """TensorBoard has loaded the run's loss and system samples."""
-    deadline = time.monotonic() + 30
-    while True:
-        status, body = _get(_api(tb_url, "tags", [("run", RUN)]))
-        tags = {t["tag"] for t in (body or {}).get("tags", [])} if status == 200 else set()
-        if {"train/loss", "system/cpu_percent"} <= tags:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run not loaded: {status} {sorted(tags)}")
-        time.sleep(0.3)
-
-
 def _loss_rows(tb_url: str) -> list[list[Any]]:
-    status, body = _get(_api(tb_url, "series", [("run", RUN), ("tag", "train/loss")]))
+    status, body = get_json(api_url(tb_url, "series", [("run", RUN), ("tag", "train/loss")]))
     assert status == 200
     return body["series"]["train/loss"]["rows"]
 
@@ -318,7 +293,7 @@ class _MockedTab(Tab):
 
 @pytest.mark.parametrize("source", ["backend", "mocked"])
 def test_analytics_views(browser: Any, tb_url: str, source: str, tmp_path: Any) -> None:
-    _wait_for_run(tb_url)
+    wait_for_run(tb_url, RUN)
     expected_anomalies: list[dict[str, Any]]
     expected_findings: list[dict[str, Any]]
     if source == "backend":
@@ -333,12 +308,12 @@ def test_analytics_views(browser: Any, tb_url: str, source: str, tmp_path: Any) 
         # the alert documents are in their own event file: wait until they are read
         deadline = time.monotonic() + 30
         while True:
-            status, body = _get(_api(tb_url, "alerts", probes["alerts"]))
+            status, body = get_json(api_url(tb_url, "alerts", probes["alerts"]))
             if status != 200 or any(a["message"] == FIRING for a in body["alerts"]):
                 break
             assert time.monotonic() < deadline, body
             time.sleep(0.3)
-        answers = {r: _get(_api(tb_url, r, p)) for r, p in probes.items()}
+        answers = {r: get_json(api_url(tb_url, r, p)) for r, p in probes.items()}
         missing = [r for r, (status, _) in answers.items() if status == 404]
         if missing:
             pytest.skip(

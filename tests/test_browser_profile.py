@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browserkit import SKIPS, Tab
+from browserkit import SKIPS, Tab, api_url, get_json, wait_for_run
 from tbserver import tensorboard_server
 
 try:
@@ -139,30 +139,6 @@ def tb_url(capture: tuple[str, dict[str, Any]]) -> Iterator[str]:
         yield url
 
 
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, None
-
-
-def _api(tb_url: str, route: str, params: list[tuple[str, str]]) -> str:
-    return f"{tb_url}data/plugin/ttsmon/{route}?{urllib.parse.urlencode(params)}"
-
-
-def _wait_for_run(tb_url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        status, body = _get(_api(tb_url, "tags", [("run", RUN)]))
-        tags = {t["tag"] for t in (body or {}).get("tags", [])} if status == 200 else set()
-        if {"train/loss", "system/cpu_percent"} <= tags:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run not loaded: {status} {sorted(tags)}")
-        time.sleep(0.3)
-
-
 def _link(session: str, host: str, tool: str) -> str:
     """A deep link as http_api.md documents it: relative to <root>/data/plugin/ttsmon/."""
     q = "&".join(
@@ -264,10 +240,10 @@ def test_profiler_panel_bands_and_deep_links(
 ) -> None:
     _, doc = capture
     session = doc["session"]
-    _wait_for_run(tb_url)
+    wait_for_run(tb_url, RUN)
     asked: list[str] = []
     if source == "backend":
-        status, body = _get(_api(tb_url, "profiles", [("run", RUN)]))
+        status, body = get_json(api_url(tb_url, "profiles", [("run", RUN)]))
         if status == 404:
             pytest.skip("the backend has no `profiles` route yet: it answers 404")
         assert status == 200, status
@@ -275,7 +251,7 @@ def test_profiler_panel_bands_and_deep_links(
         while not any(s["session"] == session for s in body["sessions"]):
             assert time.monotonic() < deadline, body
             time.sleep(0.5)
-            body = _get(_api(tb_url, "profiles", [("run", RUN)]))[1]
+            body = get_json(api_url(tb_url, "profiles", [("run", RUN)]))[1]
         tab = Tab(browser, tb_url)
     else:
         tab = _MockedTab(browser, tb_url, _mock_body(doc), asked)

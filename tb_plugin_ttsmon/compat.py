@@ -129,7 +129,7 @@ class TensorFlowMonitor:
 
     def _read(self, tags: list[str]) -> dict[str, Any]:
         """This run's series among `tags`, read back from its event files."""
-        from tb_plugin_ttsmon.report import LogdirData
+        from tb_plugin_ttsmon.query import LogdirData
 
         if self._monitor is not None:
             self._monitor.flush()
@@ -202,21 +202,14 @@ class TensorFlowMonitor:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        from tb_plugin_ttsmon import analytics
+        from tb_plugin_ttsmon.query import LogdirData
 
         if self._monitor is not None:
             self._monitor.flush()
-        from tb_plugin_ttsmon.report import LogdirData
-
         data = LogdirData(self.log_dir)
         rows: list[dict[str, Any]] = []
         if "." in data.run_names():
-            sampled = [
-                t["tag"]
-                for t in data.reader.tags(".")["tags"]
-                if t["group"] in ("system", "process", "container", "gpu", "tf")
-            ]
-            rows = analytics.heatmap(data.reader.read(".", sampled), buckets=60)["rows"]
+            rows = data.reader.heatmap(".", 60)["rows"]
         fig, ax = plt.subplots(figsize=(9, 0.3 * max(len(rows), 4) + 1.2))
         if rows:
             grid = np.array(

@@ -1,7 +1,8 @@
 """Exports and the static HTML report of `ttsmon export` / `ttsmon report`.
 
-Logs are read as the plugin reads them: through TensorBoard's data provider
-(here the Python loader, keeping every point) and `plugin.reader.Reader`.
+Logs are read as the plugin reads them: through the read layer
+(`tb_plugin_ttsmon.query`: TensorBoard's data provider, here the Python
+loader keeping every point).
 The report is one HTML file: matplotlib charts (Agg) embedded as base64 PNG,
 every user string escaped, no scripts and no external URLs.
 """
@@ -13,7 +14,6 @@ import csv
 import datetime
 import html
 import io
-import json
 import math
 import os
 import sys
@@ -22,8 +22,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tb_plugin_ttsmon import analytics, metadata
+from tb_plugin_ttsmon import analytics
+from tb_plugin_ttsmon.query import LogdirData, encode, minmax_indices
+from tb_plugin_ttsmon.query import profiles as profiles_lib
+from tb_plugin_ttsmon.units import format_bytes
 from tb_plugin_ttsmon.version import VERSION
+
+__all__ = ["LogdirData", "Progress", "export", "render_html"]
 
 # Points per line in a chart: more are downsampled, keeping spikes.
 CHART_POINTS = 3000
@@ -53,47 +58,6 @@ class Progress:
         end = "\n" if self.done == self.total else ""
         stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}{end}")
         stream.flush()
-
-
-class LogdirData:
-    """A logdir loaded once (every point kept) and read through `Reader`."""
-
-    def __init__(self, logdir: str) -> None:
-        from tensorboard.backend.event_processing import data_provider as mdp
-        from tensorboard.backend.event_processing import plugin_event_multiplexer
-        from tensorboard.context import RequestContext
-
-        from tb_plugin_ttsmon.plugin.reader import Reader
-
-        self.logdir = logdir
-        mux = plugin_event_multiplexer.EventMultiplexer(
-            tensor_size_guidance={metadata.PLUGIN_NAME: 0}  # 0: keep every point
-        )
-        mux.AddRunsFromDirectory(logdir)
-        mux.Reload()
-        self.provider = mdp.MultiplexerDataProvider(mux, logdir)
-        self.reader = Reader(self.provider, RequestContext(), "")
-        self._runs: list[dict[str, Any]] | None = None
-
-    def runs(self) -> list[dict[str, Any]]:
-        """`Reader.runs()` entries (run, hostname, facts, ...), by run name."""
-        if self._runs is None:
-            self._runs = self.reader.runs()["runs"]
-        return self._runs
-
-    def run_names(self) -> list[str]:
-        """Names of the runs holding ttsmon data."""
-        return [r["run"] for r in self.runs()]
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def export(
@@ -135,7 +99,7 @@ def export(
     if fmt == "csv":
         return buf.getvalue()
     doc = docs[0] if single else {"runs": docs}
-    return json.dumps(_json_safe(doc), ensure_ascii=False, allow_nan=False) + "\n"
+    return encode.dumps(doc) + "\n"
 
 
 # -- charts ---------------------------------------------------------------------------------------
@@ -173,8 +137,6 @@ def _scale(unit: str, values: Sequence[np.ndarray]) -> tuple[str, float]:
 def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(y) <= CHART_POINTS:
         return x, y
-    from tb_plugin_ttsmon.plugin.downsample import minmax_indices
-
     idx = minmax_indices(y, CHART_POINTS)
     return x[idx], y[idx]
 
@@ -250,7 +212,7 @@ def _fmt(x: Any) -> str:
             return "NaN" if math.isnan(x) else ("∞" if x > 0 else "−∞")
         return f"{x:.4g}"
     if isinstance(x, (dict, list)):
-        return json.dumps(_json_safe(x), ensure_ascii=False)
+        return encode.dumps(x)
     return str(x)
 
 
@@ -265,10 +227,7 @@ def _when(t: Any) -> str:
 def _bytes(x: Any) -> str:
     if not isinstance(x, (int, float)) or isinstance(x, bool):
         return "—"
-    for name, div in _BYTE_UNITS:
-        if abs(x) >= div:
-            return f"{x / div:.3g} {name}"
-    return f"{x} B"
+    return format_bytes(x)
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None) -> str:
@@ -540,11 +499,7 @@ def _profiles_section(answer: Mapping[str, Any] | None, error: str | None) -> st
         status = s.get("capture_status") or "—"
         if s.get("capture_error"):
             status = f"{status}: {s.get('capture_error')}"
-        text = "—"
-        if summary is not None:
-            step = summary.get("step") if isinstance(summary.get("step"), dict) else {}
-            parts = [f"{k}={_fmt(v)}" for k, v in sorted(step.items()) if not isinstance(v, list)]
-            text = "; ".join(parts[:8]) or "—"
+        text = _profile_summary(summary) if summary is not None else "—"
         rows.append(
             (
                 s.get("session"),
@@ -559,6 +514,32 @@ def _profiles_section(answer: Mapping[str, Any] | None, error: str | None) -> st
     return _table(rows, ["session", "trigger", "started", "steps", "hosts", "status", "summary"])
 
 
+def _profile_summary(summary: Mapping[str, Any]) -> str:
+    """One line from a session's xprof summary (`query.profiles.summarize`)."""
+    parts = []
+    mean, sd = summary.get("step_time_ms_mean"), summary.get("step_time_ms_stddev")
+    if isinstance(mean, (int, float)):
+        spread = f" ± {_fmt(float(sd))}" if isinstance(sd, (int, float)) else ""
+        parts.append(f"step {_fmt(float(mean))}{spread} ms over {summary.get('steps')} steps")
+    if isinstance(summary.get("input_percent"), (int, float)):
+        verdict = str(summary.get("verdict") or "").replace("_", " ")
+        parts.append(f"input {_fmt(float(summary['input_percent']))} % ({verdict})")
+    if isinstance(summary.get("device_compute_percent"), (int, float)):
+        parts.append(f"device compute {_fmt(float(summary['device_compute_percent']))} %")
+    ops = summary.get("top_ops")
+    if isinstance(ops, list) and ops and isinstance(ops[0], dict):
+        top = ops[0]
+        share = top.get("self_time_percent")
+        share_text = f" ({_fmt(float(share))} % of self time)" if isinstance(share, float) else ""
+        parts.append(f"top op {top.get('name') or top.get('type')}{share_text}")
+    if isinstance(summary.get("peak_memory_bytes"), (int, float)):
+        parts.append(f"peak memory {_bytes(summary['peak_memory_bytes'])}")
+    tips = summary.get("suggestions")
+    if isinstance(tips, list) and tips and isinstance(tips[0], dict) and tips[0].get("text"):
+        parts.append(f"suggestion: {tips[0]['text']}")
+    return "; ".join(parts) or "—"
+
+
 def _run_anchor(i: int) -> str:
     return f"run-{i}"
 
@@ -571,8 +552,6 @@ def render_html(
     profile_wait_s: float = 30.0,
 ) -> str:
     """The report of `runs` as one self-contained HTML document."""
-    from tb_plugin_ttsmon.plugin import profiles as profiles_lib
-
     entries = {r["run"]: r for r in data.runs()}
     cache = profiles_lib.SummaryCache()
     parts: list[str] = []

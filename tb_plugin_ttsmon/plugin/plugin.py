@@ -1,7 +1,8 @@
 """The `ttsmon` TensorBoard plugin: routes over the data provider, and the tab's files.
 
 Each route is a thin `*_route` that parses and checks the query, calls the
-`reader.Reader` method that does the work, and responds. Bad queries raise
+read layer (`tb_plugin_ttsmon.query.Reader`) and answers through the one JSON
+encoder (`query.encode.dumps`, which spells NaN and Infinity as strings). Bad queries raise
 `tensorboard.errors.InvalidArgumentError` (400), unknown runs and tags
 `NotFoundError` (404); TensorBoard turns both into plain-text responses.
 `http_api.md` beside this file documents every route.
@@ -9,7 +10,6 @@ Each route is a thin `*_route` that parses and checks the query, calls the
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
 import re
@@ -22,8 +22,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from tb_plugin_ttsmon import metadata
-from tb_plugin_ttsmon.plugin import profiles
-from tb_plugin_ttsmon.plugin.reader import Reader
+from tb_plugin_ttsmon.query import Reader, encode, profiles
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 DEFAULT_POINTS = 2000
@@ -113,11 +112,12 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         return run
 
     @staticmethod
-    def _json(request: _Request, payload: dict[str, Any]) -> _Response:
-        # Non-finite numbers are already strings (reader.Series.rows), so the
-        # C encoder does the whole response; allow_nan=False proves it.
-        body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return http_util.Respond(request, body, "application/json")
+    def _json(
+        request: _Request, payload: Any, headers: list[tuple[str, str]] | None = None
+    ) -> _Response:
+        return http_util.Respond(
+            request, encode.dumps(payload), "application/json", headers=headers
+        )
 
     # -- data routes -----------------------------------------------------------
 
@@ -158,10 +158,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             return http_util.Respond(
                 request, reader.export_csv(run), "text/csv; charset=utf-8", headers=headers
             )
-        body = json.dumps(
-            reader.export_json(run), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        )
-        return http_util.Respond(request, body, "application/json", headers=headers)
+        return self._json(request, reader.export_json(run), headers)
 
     # -- analytics routes (issue 4) ----------------------------------------------
 

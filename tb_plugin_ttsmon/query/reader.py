@@ -1,9 +1,13 @@
-"""What the routes return, read through TensorBoard's data provider only.
+"""`Reader`: ttsmon data of one experiment, read through a TensorBoard data provider.
 
-Pure functions of (data provider, request context, experiment, query): the
-routes in `plugin.py` parse and respond, these read and shape. Tests call
-them without HTTP. Nothing here uses the multiplexer, which does not exist
-under TensorBoard's Rust loader.
+Every consumer reads through here: the plugin's routes (`plugin/plugin.py`
+parses the query and encodes the answer), `ttsmon export` and `ttsmon report`
+(`query.logdir.LogdirData`), and the seed's chart calls (`compat.py`).
+Answers are plain Python values; floats may be NaN or infinite, and the one
+encoder (`query.encode.dumps`) spells them for JSON.
+
+Nothing here uses the multiplexer, which does not exist under TensorBoard's
+Rust loader.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from tensorboard import errors
 from tensorboard.data import provider as provider_lib
 
 from tb_plugin_ttsmon import analytics, metadata
-from tb_plugin_ttsmon.plugin import profiles as profiles_lib
-from tb_plugin_ttsmon.plugin.downsample import minmax_indices
+from tb_plugin_ttsmon.query import profiles as profiles_lib
+from tb_plugin_ttsmon.query.downsample import minmax_indices
 
 PLUGIN = metadata.PLUGIN_NAME
 # Ask the data provider for every point it keeps; the loader's own limit
@@ -43,32 +47,12 @@ class Series:
         self.step = np.fromiter((d.step for d in data), np.int64, n)
         self.value = np.fromiter((d.value for d in data), np.float64, n)
 
-    def rows(self, index: np.ndarray | None = None) -> list[tuple[Any, ...]]:
-        """``(wall_time_s, step, value)`` rows (JSON arrays), non-finite values as strings."""
+    def rows(self, index: np.ndarray | None = None) -> list[tuple[float, int, float]]:
+        """``(wall_time_s, step, value)`` rows; values may be NaN or infinite."""
         w, s, v = self.wall_time, self.step, self.value
         if index is not None:
             w, s, v = w[index], s[index], v[index]
-        values: list[Any] = v.tolist()
-        for i in np.flatnonzero(~np.isfinite(v)).tolist():
-            values[i] = _non_finite_name(values[i])
-        return list(zip(w.tolist(), s.tolist(), values))
-
-
-def _non_finite_name(x: float) -> str:
-    if math.isnan(x):
-        return "NaN"
-    return "Infinity" if x > 0 else "-Infinity"
-
-
-def _json_safe(obj: Any) -> Any:
-    """`obj` with non-finite floats as "NaN" / "Infinity" / "-Infinity" (http_api.md)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else _non_finite_name(obj)
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+        return list(zip(w.tolist(), s.tolist(), v.tolist()))
 
 
 # Fields of an alert event, in the order http_api.md shows them.
@@ -85,6 +69,24 @@ ALERT_FIELDS = (
     "state",
     "message",
 )
+
+
+def process_starts(facts: Sequence[Any]) -> int:
+    """How many processes wrote these run-facts documents.
+
+    A process that starts several Monitors (a notebook, two `fit` calls)
+    writes one document per Monitor; a restart of the job is a new process.
+    Processes are told apart by (hostname, pid, process_started_at_s); a
+    document without `process_started_at_s` (written before ttsmon recorded
+    it) counts by (hostname, pid).
+    """
+    seen = set()
+    for doc in facts:
+        if not isinstance(doc, dict):
+            continue
+        key = (str(doc.get("hostname")), str(doc.get("pid")), str(doc.get("process_started_at_s")))
+        seen.add(key)
+    return len(seen)
 
 
 def group_of(tag: str) -> str:
@@ -166,7 +168,7 @@ class Reader:
                     if docs and isinstance(docs[0], dict)
                     else None,
                     "last_wall_time_s": max(walls) if walls else None,
-                    "restarts": max(len(docs) - 1, 0),
+                    "restarts": max(process_starts(docs) - 1, 0),
                     "groups": sorted({group_of(t) for t in series}),
                     "facts": latest,
                 }
@@ -320,10 +322,11 @@ class Reader:
 
         def when(e: dict[str, Any]) -> float:
             w = e["wall_time_s"]
-            return float(w) if isinstance(w, (int, float)) else math.inf
+            ok = isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+            return float(w) if ok else math.inf
 
         events.sort(key=when)  # stable: same-time events keep their written order
-        return _json_safe({"run": run, "alerts": events})
+        return {"run": run, "alerts": events}
 
     def anomalies(self, run: str, tags: Sequence[str] | None = None) -> dict[str, Any]:
         """Anomalies in `tags` (default: every series) of `run`, oldest first.
@@ -341,13 +344,11 @@ class Reader:
         data = self.read(run, list(dict.fromkeys([*wanted, *train])))
         params = analytics.AnomalyParams()
         found = analytics.detect_anomalies(data, params, tags=wanted)
-        return _json_safe(
-            {
-                "run": run,
-                "anomalies": [a.to_dict() for a in found],
-                "parameters": params.to_dict(),
-            }
-        )
+        return {
+            "run": run,
+            "anomalies": [a.to_dict() for a in found],
+            "parameters": params.to_dict(),
+        }
 
     def heatmap(self, run: str, buckets: int) -> dict[str, Any]:
         """Sampled series bucketed over the run's time range (see http_api.md)."""
@@ -358,28 +359,29 @@ class Reader:
         memory_total = None
         if facts and isinstance(facts[-1], dict) and isinstance(facts[-1].get("host"), dict):
             value = facts[-1]["host"].get("memory_total_bytes")
-            memory_total = float(value) if isinstance(value, (int, float)) else None
+            if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+                memory_total = float(value)
         out = analytics.heatmap(data, buckets, host_memory_total_bytes=memory_total)
-        return _json_safe({"run": run, **out})
+        return {"run": run, **out}
 
     def correlation(self, run: str, tags: Sequence[str]) -> dict[str, Any]:
         """Pearson and Spearman matrices of `tags` on a common wall-time grid."""
         data = self.read(run, tags)
         aligned = analytics.align(list(data.values()))
-        return _json_safe({"run": run, "tags": list(data), **analytics.correlation(aligned)})
+        return {"run": run, "tags": list(data), **analytics.correlation(aligned)}
 
     def scatter(self, run: str, x: str, y: str, points: int) -> dict[str, Any]:
         """The aligned `(wall_time_s, x, y)` pairs of two series, at most `points`."""
         data = self.read(run, [x, y])
         xs, ys = data[x], data.get(y, data[x])
         out = analytics.scatter(xs, ys, points)
-        return _json_safe({"run": run, "x": x, "y": y, "x_unit": xs.unit, "y_unit": ys.unit, **out})
+        return {"run": run, "x": x, "y": y, "x_unit": xs.unit, "y_unit": ys.unit, **out}
 
     def findings(self, run: str) -> dict[str, Any]:
         """Plain-language efficiency statements about `run`, most important first."""
         data = self.read(run)
         found = analytics.findings(data)
-        return _json_safe({"run": run, "findings": [f.to_dict() for f in found]})
+        return {"run": run, "findings": [f.to_dict() for f in found]}
 
     # -- profiler (issue 5) ------------------------------------------------------
 
@@ -395,4 +397,4 @@ class Reader:
         if run not in known:
             raise errors.NotFoundError(f"no run {run!r}")
         docs = self._documents([run], metadata.PROFILE_TAG).get(run, [])
-        return _json_safe(profiles_lib.list_sessions(run, docs, logdir, cache))
+        return profiles_lib.list_sessions(run, docs, logdir, cache)

@@ -14,11 +14,12 @@ STAMP := $(VENV)/.ttsmon-installed
 
 # Headless Chromium for the browser tests (Playwright drives it; browser
 # downloads are impossible here) and a font with Ge'ez glyphs for Amharic.
-APT_PACKAGES := chromium fonts-sil-abyssinica
+APT_PACKAGES := chromium fonts-sil-abyssinica fontconfig
 
 # PyTorch's CPU build, for the tests of the PyTorch path, only where its wheel
 # lies on this machine's disk: from an index, `pip install torch` would fetch a
-# multi-GB CUDA build. Without it those tests skip.
+# multi-GB CUDA build. Without it those tests skip, except under CI (CI=true),
+# where a missing component fails the run instead.
 TORCH_WHEELS := $(wildcard /opt/wheels/torch-*+cpu-cp3*-manylinux*_x86_64.whl)
 
 $(STAMP): setup.py pyproject.toml
@@ -26,8 +27,10 @@ $(STAMP): setup.py pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	for whl in $(TORCH_WHEELS); do \
-	  $(PY) -m pip install -q "$$whl" 2>/dev/null && break; \
-	done; $(PY) -c 'import torch' 2>/dev/null || echo "PyTorch not installed: its tests skip"
+	  $(PY) -m pip install -q "$$whl" && break; \
+	done; $(PY) -c 'import torch' 2>/dev/null || { \
+	  if [ "$$CI" = true ]; then echo "PyTorch's CPU wheel is missing from /opt/wheels (CI needs it)"; exit 1; fi; \
+	  echo "PyTorch not installed: its tests skip"; }
 	touch $@
 
 test: system-deps frontend lint typecheck pytest pytest-no-tf
@@ -44,6 +47,7 @@ system-deps:
 	if [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    --no-install-recommends $$missing; \
+	elif [ "$$CI" = true ]; then echo "CI: not root, cannot install$$missing"; exit 1; \
 	else echo "not root: install$$missing yourself, or the browser tests skip"; fi
 
 # The committed bundle must be what the sources build (pip installs need no

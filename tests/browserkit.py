@@ -67,10 +67,23 @@ def wait_for_run(tb_url: str, run: str) -> None:
         time.sleep(0.3)
 
 
+def require_browser() -> None:
+    """Skips the calling test without Chromium or Playwright; fails it under CI.
+
+    See `conftest.require`: `make test` installs both (Chromium when run as root).
+    """
+    from conftest import require
+
+    require(os.path.exists(CHROMIUM), f"Chromium ({CHROMIUM}, Debian's chromium package)")
+    require(sync_playwright is not None, "the playwright Python package")
+
+
+# Marks for a browser test module. The check is a session fixture (conftest's
+# `browser_installed`), not a skipif mark, so that under CI it can fail; being
+# session-scoped it runs before the modules' TensorBoard fixtures.
 SKIPS = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"),
-    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed"),
     pytest.mark.skipif(NO_TF, reason="browser tests run in the TensorFlow pass only"),
+    pytest.mark.usefixtures("browser_installed"),
 ]
 
 

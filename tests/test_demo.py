@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import subprocess
 import sys
 import unicodedata
 
-import pytest
 import tbdata
+from conftest import require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "demo")
@@ -74,7 +75,7 @@ def test_keras_demo_quick_run_fills_the_tab(tmp_path, needs_tf):
 
 
 def test_torch_demo_runs_without_tensorflow(tmp_path):
-    pytest.importorskip("torch")
+    require(importlib.util.find_spec("torch") is not None, "PyTorch (import torch)")
     block_tf = (
         "import runpy, sys\n"
         "for name in ('tensorflow', 'keras', 'tf_keras'):\n"

@@ -14,6 +14,7 @@ import time
 
 import psutil
 import pytest
+from conftest import require
 from tbdata import python_provider, read_scalars
 
 import tb_plugin_ttsmon as ttsmon
@@ -29,8 +30,7 @@ def small_fs(tmp_path):
         capture_output=True,
         text=True,
     )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
+    require(r.returncode == 0, f"a small tmpfs (mount needs root; mount said {r.stderr.strip()!r})")
     try:
         yield mnt
     finally:

@@ -15,6 +15,7 @@ import time
 import urllib.parse
 
 import pytest
+from conftest import require
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider as mdp
 from tensorboard.backend.event_processing import plugin_event_multiplexer
@@ -22,7 +23,8 @@ from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
 from tb_plugin_ttsmon import metadata
-from tb_plugin_ttsmon.plugin import TTSMonLoader, profiles
+from tb_plugin_ttsmon.plugin import TTSMonLoader
+from tb_plugin_ttsmon.query import profiles
 from tb_plugin_ttsmon.recorder import writers
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "cpu_tiny.xplane.pb")
@@ -32,7 +34,11 @@ BROKEN = "2026_11_28_16_00_00"
 DOC_ONLY = "2026_11_28_17_00_00"
 HOST = "gpu@node-3"
 
-xprof = pytest.importorskip("xprof.convert.raw_to_tool_data")
+try:
+    import xprof.convert.raw_to_tool_data as xprof
+except ImportError:  # pragma: no cover - depends on the machine
+    xprof = None
+require(xprof is not None, "xprof (the tensorboard-plugin-profile package)")
 
 
 def _write_profile_doc(run_dir: str, doc: dict) -> None:

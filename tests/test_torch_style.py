@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import require
 from tbdata import python_provider, read_documents, read_scalars
 
 import tb_plugin_ttsmon as ttsmon
@@ -58,7 +59,11 @@ def _tf_blocked() -> bool:
 
 
 def test_torch_tensors_when_torch_is_installed(tmp_path):
-    torch = pytest.importorskip("torch")
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    require(torch is not None, "PyTorch (import torch)")
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))
     loss = model(torch.ones(2, 4)).sum()
     loss.backward()

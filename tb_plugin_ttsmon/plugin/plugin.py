@@ -23,6 +23,7 @@ from werkzeug import wrappers
 
 from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.query import Reader, encode, profiles
+from tb_plugin_ttsmon.query.reader import quoted
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 DEFAULT_POINTS = 2000
@@ -231,7 +232,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     def _serve_static(self, request: _Request, name: str) -> _Response:
         path = self._static.get(name)
         if path is None:
-            raise errors.NotFoundError(f"no static file {name!r}")
+            raise errors.NotFoundError(f"no static file {quoted(name)}")
         mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if name.endswith(".js"):
             mimetype = "text/javascript"  # some hosts map .js to application/x-javascript
@@ -246,7 +247,7 @@ def _int_arg(request: _Request, name: str, default: int, low: int, high: int) ->
         return default
     if not re.fullmatch(r"\d{1,9}", raw):
         raise errors.InvalidArgumentError(
-            f"query parameter {name!r} must be an integer, got {raw!r}"
+            f"query parameter {name!r} must be an integer, got {quoted(raw)}"
         )
     value = int(raw)
     if not low <= value <= high:

@@ -71,6 +71,19 @@ ALERT_FIELDS = (
 )
 
 
+# Longest user value quoted whole in an error message: a 3000-character run
+# name from a hostile query is no readable sentence.
+MAX_QUOTED_CHARS = 100
+
+
+def quoted(value: object) -> str:
+    """`value` as a message quotes it: repr(), cut to `MAX_QUOTED_CHARS` with an ellipsis."""
+    text = repr(value)
+    if len(text) <= MAX_QUOTED_CHARS:
+        return text
+    return f"{text[: MAX_QUOTED_CHARS - 1]}… ({len(str(value))} characters)"
+
+
 def process_starts(facts: Sequence[Any]) -> int:
     """How many processes wrote these run-facts documents.
 
@@ -142,7 +155,7 @@ class Reader:
         scalars = self._list_scalars([run]).get(run)
         tensors = self._list_tensors([run]).get(run)
         if not scalars and not tensors:
-            raise errors.NotFoundError(f"run {run!r} has no ttsmon data")
+            raise errors.NotFoundError(f"run {quoted(run)} has no ttsmon data")
         return scalars or {}
 
     # -- routes ----------------------------------------------------------------
@@ -205,7 +218,7 @@ class Reader:
         wanted = sorted(listed) if tags is None else list(dict.fromkeys(tags))
         for tag in wanted:
             if tag not in listed:
-                raise errors.NotFoundError(f"run {run!r} has no ttsmon series {tag!r}")
+                raise errors.NotFoundError(f"run {quoted(run)} has no ttsmon series {quoted(tag)}")
         if not wanted:
             return {}
         data = self._provider.read_scalars(
@@ -337,7 +350,7 @@ class Reader:
         listed = self._require_run(run)
         for tag in tags or ():
             if tag not in listed:
-                raise errors.NotFoundError(f"run {run!r} has no ttsmon series {tag!r}")
+                raise errors.NotFoundError(f"run {quoted(run)} has no ttsmon series {quoted(tag)}")
         wanted = list(dict.fromkeys(tags)) if tags else sorted(listed)
         # Collapse detection needs the training events even when only a GPU tag is asked for.
         train = [t for t in listed if group_of(t) == "train"]
@@ -395,6 +408,6 @@ class Reader:
         """
         known = {r.run_name for r in self._provider.list_runs(self._ctx, experiment_id=self._eid)}
         if run not in known:
-            raise errors.NotFoundError(f"no run {run!r}")
+            raise errors.NotFoundError(f"no run {quoted(run)}")
         docs = self._documents([run], metadata.PROFILE_TAG).get(run, [])
         return profiles_lib.list_sessions(run, docs, logdir, cache)

@@ -57,6 +57,36 @@ def test_cooldown_holds_back_a_repeat_and_its_recovery():
     assert [d["state"] for d in sink.docs] == ["firing", "resolved", "firing", "resolved"]
 
 
+def test_a_relapse_in_the_cooldown_fires_when_the_cooldown_ends():
+    """NaN loss, finite for a step, then NaN for good: the relapse is not silent."""
+    engine, sink = _engine(Alert("train/loss", "non_finite", severity="critical", cooldown_s=60))
+    engine.observe({"train/loss": math.nan}, 1000.0, 1)
+    engine.observe({"train/loss": 0.5}, 1001.0, 2)
+    # NaN again 9 s after the first firing, and it stays NaN.
+    for i in range(10, 121):
+        engine.observe({"train/loss": math.nan}, 1000.0 + i, i)
+    states = [(d["state"], d["wall_time_s"] - 1000.0) for d in sink.docs]
+    # The relapse at t=10 is held back until the cooldown ends at t=60,
+    # where it still holds: it fires then, and only once.
+    assert states == [("firing", 0.0), ("resolved", 1.0), ("firing", 60.0)]
+    assert sink.docs[2]["message"] == "train/loss is NaN at step 60"
+
+
+def test_a_relapse_that_ends_within_the_cooldown_stays_silent():
+    engine, sink = _engine(Alert("system/memory_percent", ">", 95, cooldown_s=100))
+    _feed(engine, "system/memory_percent", [96, 90] + [97] * 50 + [90] * 60)
+    assert [d["state"] for d in sink.docs] == ["firing", "resolved"]
+
+
+def test_alert_messages_state_bytes_in_binary_units():
+    engine, sink = _engine(Alert("process/rss_bytes", ">", 8 * 2**30, cooldown_s=0))
+    _feed(engine, "process/rss_bytes", [9.5 * 2**30, 512 * 2**20])
+    assert [d["message"] for d in sink.docs] == [
+        "process/rss_bytes 9.5 GiB > 8 GiB",
+        "process/rss_bytes back to 512 MiB (threshold > 8 GiB) after 1 s",
+    ]
+
+
 def test_non_finite_loss_is_critical_and_logged_as_error(caplog):
     engine, sink = _engine(*DEFAULT_ALERTS)
     with caplog.at_level(logging.INFO, logger="tb_plugin_ttsmon"):
@@ -75,7 +105,8 @@ def test_non_finite_loss_is_critical_and_logged_as_error(caplog):
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
         "ttsmon alert [critical] loss_not_finite: train/loss is NaN at step 11",
-        "ttsmon alert [critical] gradient_norm_not_finite: train/gradient_norm is Inf at step 13",
+        "ttsmon alert [critical] gradient_norm_not_finite: "
+        "train/gradient_norm is Infinity at step 13",
     ]
 
 

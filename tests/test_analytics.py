@@ -96,7 +96,8 @@ def test_slow_rss_leak_over_half_an_hour():
     (a,) = scan("process/rss_bytes", cols(rss, dt_s=2.0, unit="B"))
     assert a.type == "leak" and a.severity == "warning"
     assert a.start_wall_time_s == T0 and a.end_wall_time_s == T0 + 1798.0
-    assert re.search(r"rose steadily by 7[12]\d MB \(\+36 %\) over 30 min", a.message)
+    # About 719 MB (decimal): in binary units, which memory is counted in.
+    assert re.search(r"rose steadily by 6[89]\d MiB \(\+36 %\) over 30 min", a.message)
 
 
 def test_no_leak_for_a_warm_up_plateau_or_a_short_run():
@@ -377,10 +378,13 @@ def test_headroom_and_full_gpu_memory():
     run["gpu/0/memory_used_bytes"] = _sampled(np.linspace(10e9, 49.6e9, 300), unit="B")
     (f,) = A.findings(run)
     assert f.id == "gpu_memory_headroom" and f.severity == "info"
-    assert f.text == "Peak GPU 0 memory 62 % of 80 GB: there is room for a larger batch."
+    # 49.6e9 of 80e9 bytes, said in binary units.
+    assert f.text == (
+        "Peak GPU 0 memory 62 % (46.2 GiB of 74.5 GiB): there is room for a larger batch."
+    )
     run["gpu/0/memory_used_bytes"] = _sampled(np.full(300, 78e9), unit="B")
     (f,) = A.findings(run)
-    assert f.id == "gpu_memory_full" and "98 % of 80 GB" in f.text
+    assert f.id == "gpu_memory_full" and "98 % (72.6 GiB of 74.5 GiB)" in f.text
 
 
 def test_thermal_throttling_while_busy():

@@ -301,7 +301,7 @@ def test_findings_of_the_synthetic_run(client):
     assert set(by_id) == {"non_finite_loss", "gpu_memory_headroom", "gpu_thermal_throttling"}
     assert body["findings"][0]["id"] == "non_finite_loss"
     assert by_id["gpu_memory_headroom"]["text"] == (
-        "Peak GPU 0 memory 62 % of 80 GB: there is room for a larger batch."
+        "Peak GPU 0 memory 62 % (46.2 GiB of 74.5 GiB): there is room for a larger batch."
     )
     assert "86 °C" in by_id["gpu_thermal_throttling"]["text"]
 

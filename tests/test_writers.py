@@ -147,3 +147,70 @@ def test_auto_writer_follows_tensorflow_availability(monkeypatch):
     assert writers.resolve_writer_name("auto") == "event"
     with pytest.raises(ValueError, match="writer must be"):
         writers.resolve_writer_name("tensorboardX")
+
+
+def test_fast_serialization_writes_the_protos_bytes():
+    """`serialize_summary` (cached bytes) and `build_summary` (protos) agree byte for byte."""
+    scalars = [
+        ("system/cpu_percent", 12.5),
+        ("gpu/0/temperature_c", float("nan")),
+        ("train/loss", math.inf),
+        ("train/gradient_norm", -math.inf),
+        ("train/learning_rate", -0.0),
+        ("process/rss_bytes", 3.0e38),
+        ("system/memory_used_bytes", 1e39),  # beyond float32: becomes Inf either way
+        ("train/tiny", 1e-45),
+        ("gradients/ሰላም/" + "x" * 200 + "/norm", 0.1),  # a long, non-ASCII tag
+    ]
+    docs = [(metadata.RUN_FACTS_TAG, {"hostname": "h"})]
+    for needs in (set(), {"train/loss"}, None):
+        for d in ((), docs):
+            want = writers.build_summary(scalars, d, needs_metadata=needs)
+            got = writers.serialize_summary(scalars, d, needs_metadata=needs)
+            assert got == want.SerializeToString()
+
+
+def test_tf_writer_falls_back_when_the_eager_fast_path_refuses(tmp_path, needs_tf):
+    w = writers.TFSummaryWriter(str(tmp_path / "run"))
+    w.write(1, {"train/loss": 1.0})
+    assert w._fast_op is not None  # the fast path wrote the first event
+
+    def refuse(*args):
+        raise TypeError("fast path refused")
+
+    w._fast_op = refuse
+    w.write(2, {"train/loss": 2.0})
+    w.write(3, {"train/loss": 3.0})
+    w.close()
+    assert w._fast_op is None
+    with python_provider(str(tmp_path)) as p:
+        assert read_scalars(p, "run")["train/loss"].values == [1.0, 2.0, 3.0]
+
+
+def test_an_event_file_that_cannot_be_written_raises_and_leaves_no_thread(tmp_path, monkeypatch):
+    import errno
+    import threading
+
+    from tensorboard.compat import tf as tb_tf
+
+    class ReadOnlyFile:  # the lowest layer: gfile's file, refusing every write
+        closed = False
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def write(self, data):
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tb_tf.io.gfile, "GFile", ReadOnlyFile)
+    before = set(threading.enumerate())
+    for _ in range(3):  # as Monitor retries
+        with pytest.raises(OSError, match="Read-only"):
+            writers.EventFileSummaryWriter(str(tmp_path))
+    assert set(threading.enumerate()) - before == set()

@@ -374,7 +374,10 @@ class Reader:
             value = facts[-1]["host"].get("memory_total_bytes")
             if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
                 memory_total = float(value)
-        out = analytics.heatmap(data, buckets, host_memory_total_bytes=memory_total)
+        latest = facts[-1] if facts and isinstance(facts[-1], dict) else None
+        out = analytics.heatmap(
+            data, buckets, host_memory_total_bytes=memory_total, facts=latest
+        )
         return {"run": run, **out}
 
     def correlation(self, run: str, tags: Sequence[str]) -> dict[str, Any]:

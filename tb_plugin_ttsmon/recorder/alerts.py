@@ -5,8 +5,10 @@ When its condition has held for `for_seconds`, it *fires*: an ``alerts/events``
 document is written to the run, one line is logged (WARNING, or ERROR for
 critical rules) and the optional ``on_alert`` callback runs on a thread of
 its own (a slow chat webhook never holds up training). When the condition
-stops holding, the return to normal is recorded too. A rule that fires again
-within `cooldown_s` of its last firing is held back, and so is its recovery.
+stops holding, the return to normal is recorded too. A rule that would fire
+again within `cooldown_s` of its last firing is held back (and so is the
+recovery of that episode); if its condition still holds when the cooldown
+ends, it fires then.
 
 Cost: a dict lookup per logged value (rules are indexed by tag, patterns
 resolved once per new tag), O(1) arithmetic per watched value.
@@ -26,6 +28,7 @@ from typing import Any
 
 from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.recorder.faults import FaultLog, logger
+from tb_plugin_ttsmon.units import format_amount
 
 OPS = (">", ">=", "<", "<=", "non_finite", "trend")
 SEVERITIES = ("info", "warning", "critical")
@@ -60,7 +63,8 @@ class Alert:
       for_seconds: How long the condition must hold before the rule fires
         (for ``trend``: the window the trend is fitted over).
       severity: ``info``, ``warning`` or ``critical``.
-      cooldown_s: A rule that fired is held back for this long after.
+      cooldown_s: A rule that fired is held back for this long after; a
+        condition that still holds when it ends fires then.
       name: A short id for the rule (default: built from tag, op, threshold).
 
     Raises:
@@ -198,7 +202,6 @@ class _State:
 
     pending_since: float | None = None
     firing: bool = False
-    held_back: bool = False
     fired_at: float | None = None
     trend: _Trend | None = None
 
@@ -297,16 +300,17 @@ class AlertEngine:
             if state.pending_since is None:
                 state.pending_since = wall_s
             due = rule.op == "trend" or wall_s - state.pending_since >= rule.for_seconds
-            if due and not state.firing and not state.held_back:
+            if due and not state.firing:
+                # Held back while the last firing is recent, and checked
+                # again on every value: a relapse that still holds when the
+                # cooldown ends fires then, however long it lasts.
                 if state.fired_at is not None and wall_s - state.fired_at < rule.cooldown_s:
-                    state.held_back = True
                     return
                 state.firing = True
                 state.fired_at = wall_s
                 events.append(self._event(rule, tag, shown, wall_s, training_step, "firing"))
             return
         state.pending_since = None
-        state.held_back = False
         if state.firing:
             state.firing = False
             since = wall_s - (state.fired_at or wall_s)
@@ -427,12 +431,5 @@ def _throttle_while_busy(values: Mapping[str, float]) -> Iterable[tuple[str, flo
 
 
 def _fmt(value: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
-    if unit == "B":
-        for scale, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if abs(value) >= scale:
-                return f"{value / scale:.1f} {name}"
-        return f"{value:.0f} B"
-    text = f"{value:.4g}"
-    return f"{text} {unit}" if unit else text
+    """`value` with its unit, as every ttsmon text says it (bytes in KiB, MiB, GiB)."""
+    return format_amount(value, unit)

@@ -97,21 +97,21 @@ class CgroupSource:
         self._root = root
         self._health = FieldHealth(faults, self.name)
         self._layout: _Layout | None = None
-        # (wall time s, cumulative CPU s) of the previous usage read, for the rate.
+        # (monotonic s, cumulative CPU s) of the previous usage read, for the rate.
         self._prev_cpu: tuple[float, float] | None = None
 
-    def sample(self, now_s: float, out: dict[str, float]) -> None:
-        """Adds the container's limits and usage at wall time `now_s` to `out`.
+    def sample(self, monotonic_s: float, out: dict[str, float]) -> None:
+        """Adds the container's limits and usage to `out`.
 
         Args:
-          now_s: Wall time of this sample, in seconds; only differences between
-            samples are used (for the CPU rate).
+          monotonic_s: `time.monotonic()` of this sample, in seconds; only
+            differences between samples are used (for the CPU rate).
           out: Tag -> value; nothing is added where no limit is set.
         """
         try:
             layout = self._discover()
             if layout.cpu is not None:
-                self._sample_cpu(layout.cpu, now_s, out)
+                self._sample_cpu(layout.cpu, monotonic_s, out)
             if layout.memory is not None:
                 self._sample_memory(layout.memory, layout.host_memory_bytes, out)
         except Exception as err:
@@ -163,7 +163,7 @@ class CgroupSource:
 
     # -- sampling ---------------------------------------------------------
 
-    def _sample_cpu(self, files: _CpuFiles, now_s: float, out: dict[str, float]) -> None:
+    def _sample_cpu(self, files: _CpuFiles, monotonic_s: float, out: dict[str, float]) -> None:
         if not self._health.enabled(_CPU_LIMIT):
             return
         try:
@@ -192,10 +192,10 @@ class CgroupSource:
             self._prev_cpu = None
             return
         self._health.ok(_CPU_USAGE)
-        prev, self._prev_cpu = self._prev_cpu, (now_s, usage_s)
+        prev, self._prev_cpu = self._prev_cpu, (monotonic_s, usage_s)
         if prev is None:
             return
-        elapsed_s = now_s - prev[0]
+        elapsed_s = monotonic_s - prev[0]
         used_s = usage_s - prev[1]
         # A clock step back, or a counter that went down (the cgroup was
         # recreated), has no meaningful rate; the new reading is the baseline.

@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+import psutil
+
 from tb_plugin_ttsmon.version import VERSION
 
 # Distributions whose versions users ask about first; the first installed
@@ -77,6 +79,14 @@ def framework_facts() -> dict[str, Any]:
     return facts
 
 
+def _process_started_at_s() -> float | None:
+    """This process's start time (seconds since the epoch), from the OS."""
+    try:
+        return float(psutil.Process().create_time())
+    except (psutil.Error, OSError):  # the OS refuses: the fact is optional
+        return None
+
+
 def run_facts(settings: dict[str, Any]) -> dict[str, Any]:
     """The static part of the run facts; sources add their own sections."""
     return {
@@ -84,6 +94,9 @@ def run_facts(settings: dict[str, Any]) -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "user": _user(),
         "pid": os.getpid(),
+        # With hostname and pid, names one process start: Monitors started
+        # again inside one process share it, a restarted job does not.
+        "process_started_at_s": _process_started_at_s(),
         "program": os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else None,
         "cwd": os.getcwd(),
         "started_at_s": time.time(),

@@ -39,12 +39,12 @@ class HostSource:
         self._last_disk: tuple[int, int] | None = None
         self._last_net: tuple[int, int] | None = None
 
-    def sample(self, now_s: float, out: dict[str, float]) -> None:
-        """Adds the host metrics for `now_s` to `out`."""
-        dt = None if self._last_s is None else now_s - self._last_s
+    def sample(self, monotonic_s: float, out: dict[str, float]) -> None:
+        """Adds the host metrics to `out`; rates divide by differences of `monotonic_s`."""
+        dt = None if self._last_s is None else monotonic_s - self._last_s
         if dt is not None and dt <= 0:
             dt = None
-        self._last_s = now_s
+        self._last_s = monotonic_s
         for field, read in self._FIELDS:
             if not self._health.enabled(field):
                 continue
@@ -226,12 +226,12 @@ class ProcessTreeSource:
         except psutil.Error:
             return False
 
-    def sample(self, now_s: float, out: dict[str, float]) -> None:
-        """Adds the process-tree metrics for `now_s` to `out`."""
+    def sample(self, monotonic_s: float, out: dict[str, float]) -> None:
+        """Adds the process-tree metrics to `out`; rates divide by differences of `monotonic_s`."""
         if self._gone:
             return
         try:
-            self._sample(now_s, out)
+            self._sample(monotonic_s, out)
         except psutil.NoSuchProcess:
             self._gone = True
             self._faults.warn_once(
@@ -242,7 +242,7 @@ class ProcessTreeSource:
                 "process:error", "process metrics failed (%s: %s)", type(err).__name__, err
             )
 
-    def _sample(self, now_s: float, out: dict[str, float]) -> None:
+    def _sample(self, monotonic_s: float, out: dict[str, float]) -> None:
         if self._root is None:
             self._root = psutil.Process(self._pid)
             self._procs = {self._pid: self._root}
@@ -255,8 +255,8 @@ class ProcessTreeSource:
                 # its creation time, which a reused pid would not match.
                 procs[child.pid] = self._procs.get(child.pid, child)
             self._procs = procs
-        dt = None if self._last_s is None else now_s - self._last_s
-        self._last_s = now_s
+        dt = None if self._last_s is None else monotonic_s - self._last_s
+        self._last_s = monotonic_s
         cpu_now: dict[int, float] = {}
         cpu_delta = rss = 0.0
         threads = 0
@@ -293,7 +293,8 @@ class ProcessTreeSource:
             out["process/cpu_percent"] = 100.0 * cpu_delta / dt
         out["process/rss_bytes"] = rss
         out["process/thread_count"] = float(threads)
-        out["process/child_count"] = float(len(cpu_now) - 1)
+        # Children only: the root may be missing from `cpu_now` (access denied).
+        out["process/child_count"] = float(sum(1 for pid in cpu_now if pid != self._pid))
 
     def facts(self) -> dict[str, Any]:
         """The root process's pid and command name."""

@@ -23,19 +23,22 @@ from typing import Any
 from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.recorder import facts as facts_lib
 from tb_plugin_ttsmon.recorder import gradients as gradients_lib
+from tb_plugin_ttsmon.recorder import models as models_lib
 from tb_plugin_ttsmon.recorder import writers
 from tb_plugin_ttsmon.recorder.alerts import DEFAULT_ALERTS, Alert, AlertEngine, AlertEvent
-from tb_plugin_ttsmon.recorder.faults import FaultLog, logger
-from tb_plugin_ttsmon.recorder.inference import InferenceWindow
+from tb_plugin_ttsmon.recorder.faults import FaultLog
+from tb_plugin_ttsmon.recorder.inference import InferenceRequest, InferenceSource, InferenceWindow
 from tb_plugin_ttsmon.recorder.profiler import Profiler
 from tb_plugin_ttsmon.recorder.sampler import Sampler, check_interval
 from tb_plugin_ttsmon.recorder.sources import Source
 from tb_plugin_ttsmon.recorder.values import to_float, to_step
 
-# After a write fails (disk full, directory gone), the writer is dropped and
-# a new one (a new event file) is tried this often; data meanwhile is lost.
-WRITE_RETRY_S = 30.0
+# Seconds between attempts at a new event file after writing failed; read
+# when a Monitor is created (see `writers.ManagedWriter`).
+WRITE_RETRY_S = writers.WRITE_RETRY_S
 DEFAULT_LOG_DIR = "logs/ttsmon"
+
+__all__ = ["DEFAULT_LOG_DIR", "WRITE_RETRY_S", "InferenceRequest", "Monitor"]
 
 
 class _StepClock:
@@ -69,50 +72,6 @@ class _TrainingStepSource:
 
     def close(self) -> None:
         pass
-
-
-class _InferenceSource:
-    """Puts the trailing window's percentiles and throughput into each sample."""
-
-    name = "inference"
-
-    def __init__(self, window: InferenceWindow) -> None:
-        self._window = window
-
-    def sample(self, now_s: float, out: dict[str, float]) -> None:
-        out.update(self._window.stats(now_s))
-
-    def facts(self) -> dict[str, Any]:
-        return {}
-
-    def close(self) -> None:
-        pass
-
-
-class InferenceRequest:
-    """What `Monitor.time_inference` yields: fill in what is known after synthesis.
-
-    Attributes:
-      audio_seconds: Seconds of audio produced (sets the RTF); may be set
-        inside the block, once the audio exists.
-      batch_size: Items synthesized by this request.
-      stages: Stage name -> latency in ms, filled by `stage()`.
-    """
-
-    def __init__(self, audio_seconds: float | None, batch_size: int | None) -> None:
-        self.audio_seconds = audio_seconds
-        self.batch_size = batch_size
-        self.stages: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Times one stage of the request (``gpt``, ``vocoder``, ...)."""
-        metadata.check_name(name, "stage name")
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stages[name] = self.stages.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
 
 
 def _close_at_exit(ref: weakref.ref[Monitor]) -> None:
@@ -227,10 +186,6 @@ class Monitor:
             self._faults,
             react=self._profile_on_alert if self._profile_rules else None,
         )
-        self._lock = threading.Lock()  # guards the writer's replacement
-        self._writer: writers.SummaryWriter | None = None
-        self._retry_at = 0.0
-        self._dropped_events = 0
         self._closed = False
         self._sampler: Sampler | None = None
         self._sample_clock = _StepClock()
@@ -246,7 +201,9 @@ class Monitor:
         self._flusher: threading.Thread | None = None
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
-        self._open_writer()
+        self._output = writers.ManagedWriter(
+            self.log_dir, self._writer_name, self.flush_s, self._faults, retry_s=WRITE_RETRY_S
+        )
         if start:
             self.start()
 
@@ -301,22 +258,11 @@ class Monitor:
         self._alerts.close()
         self._closed = True
         atexit.unregister(self._atexit)
-        with self._lock:
-            writer, self._writer = self._writer, None
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as err:
-                self._faults.warn_once("close", "closing the event file failed (%s)", err)
+        self._output.close()
 
     def flush(self) -> None:
         """Writes everything logged so far to the event file now."""
-        writer = self._writer
-        if writer is not None:
-            try:
-                writer.flush()
-            except Exception as err:
-                self._write_failed(err)
+        self._output.flush()
 
     def __enter__(self) -> Monitor:
         return self
@@ -328,6 +274,11 @@ class Monitor:
     def closed(self) -> bool:
         """Whether `close()` was called."""
         return self._closed
+
+    @property
+    def _writer(self) -> writers.SummaryWriter | None:
+        """The event writer in use (`None` while writing fails); for tests."""
+        return self._output.current
 
     @property
     def writer_name(self) -> str:
@@ -376,13 +327,31 @@ class Monitor:
             scalars[tag] = to_float(name, value)
         self._log_training_step(step, scalars)
 
+    def log_training_step(self, step: int, scalars: Mapping[str, Any]) -> None:
+        """Logs one training step's scalars under full tags, as one event.
+
+        Unlike `log_scalars`, this is a training step: it derives
+        ``train/steps_per_s`` from the previous call and makes `step` the
+        latest training step the sampler records. Integrations (the Keras
+        callback) use it to write a step's metrics and per-layer gradient
+        norms (``train/loss``, ``gradients/<layer>/norm``) together.
+
+        Raises:
+          TypeError, ValueError: `step`, a tag or a value is invalid.
+        """
+        step = to_step(step)
+        if not isinstance(scalars, Mapping):
+            raise TypeError(
+                f"scalars must be a mapping of tag -> value, not {type(scalars).__name__}"
+            )
+        values = {metadata.check_tag(tag): to_float(tag, v) for tag, v in scalars.items()}
+        self._log_training_step(step, values)
+
     def _log_training_step(self, step: int, scalars: dict[str, float]) -> None:
         """Writes one training step's values (full, checked tags) as one event.
 
         Adds ``train/steps_per_s`` since the previous step logged here and
-        makes `step` the sampler's latest training step. The Keras callback
-        calls this directly, to write a step's metrics and gradient norms in
-        one event.
+        makes `step` the sampler's latest training step.
         """
         now = time.monotonic()
         mark = self._last_steps_per_s_mark
@@ -460,7 +429,7 @@ class Monitor:
         Raises:
           TypeError: `model` is neither a Keras model nor a PyTorch module.
         """
-        doc = _model_facts(model, name)
+        doc = models_lib.model_facts(model, name)
         self._emit(self._model_clock.next(time.time()), {}, {metadata.MODEL_FACTS_TAG: doc})
         return doc
 
@@ -542,7 +511,7 @@ class Monitor:
           latency_ms: Wall time of the whole request.
           audio_seconds: Length of the audio produced; gives the real-time
             factor ``rtf = latency_s / audio_seconds`` (< 1 is faster than
-            real time).
+            real time). With 0 (no audio) the request has no RTF.
           batch_size: Items in the request.
           stages: Stage name -> latency in ms (``{"gpt": 310.0, "vocoder": 95.0}``).
 
@@ -563,9 +532,12 @@ class Monitor:
             audio = to_float("audio_seconds", audio_seconds)
             if audio < 0:
                 raise ValueError(f"audio_seconds must be >= 0, got {audio}")
-            rtf = (latency / 1000.0) / audio if audio > 0 else math.inf
             scalars["inference/audio_s"] = audio
-            scalars["inference/rtf"] = rtf
+            # No audio has no real-time factor (it would be infinite): the
+            # request keeps its latency and leaves the RTF out.
+            if audio > 0:
+                rtf = (latency / 1000.0) / audio
+                scalars["inference/rtf"] = rtf
         if batch_size is not None:
             scalars["inference/batch_size"] = float(to_step(batch_size, "batch_size"))
         for stage, value in (stages or {}).items():
@@ -573,7 +545,7 @@ class Monitor:
             ms = to_float(f"stages[{stage!r}]", value)
             scalars[f"inference/stage/{stage}/latency_ms"] = ms
         step = self._inference_clock.next(now) if step is None else to_step(step)
-        self._window.add(now, latency, audio, rtf)
+        self._window.add(time.monotonic(), latency, audio, rtf)
         self._emit(step, scalars, wall_time_s=now)
 
     @contextlib.contextmanager
@@ -659,7 +631,7 @@ class Monitor:
                 NvmlSource(self._faults, process.tree_pids, gpu_indices=self._gpu_indices)
             )
         sources.append(TFMemorySource(self._faults))
-        sources.append(_InferenceSource(self._window))
+        sources.append(InferenceSource(self._window))
         return sources
 
     def _settings(self) -> dict[str, Any]:
@@ -729,173 +701,4 @@ class Monitor:
                 time.time() if wall_time_s is None else wall_time_s,
                 self._last_training_step,
             )
-        writer = self._writer or self._reopen_writer()
-        if writer is None:
-            self._dropped_events += 1
-            return
-        try:
-            writer.write(step, scalars, documents or (), wall_time_s=wall_time_s)
-        except Exception as err:
-            if self._closed:
-                return
-            self._write_failed(err, writer)
-
-    def _open_writer(self) -> writers.SummaryWriter | None:
-        """Opens the writer; on failure warns and schedules a retry."""
-        with self._lock:
-            if self._writer is not None:
-                return self._writer
-            try:
-                self._writer = writers.WRITERS[self._writer_name](
-                    self.log_dir, flush_s=self.flush_s
-                )
-            except Exception as err:
-                self._retry_at = time.monotonic() + WRITE_RETRY_S
-                self._faults.warn_once(
-                    "write",
-                    "cannot write to %s (%s: %s); "
-                    "data is dropped and the directory retried every %d s",
-                    self.log_dir,
-                    type(err).__name__,
-                    err,
-                    WRITE_RETRY_S,
-                )
-                return None
-            self._check_other_writers()
-            return self._writer
-
-    def _reopen_writer(self) -> writers.SummaryWriter | None:
-        if time.monotonic() < self._retry_at or self._closed:
-            return None
-        writer = self._open_writer()
-        if writer is not None and self._faults.seen("write"):
-            logger.warning(
-                "ttsmon: writing to %s works again (new event file); %d events were dropped",
-                self.log_dir,
-                self._dropped_events,
-            )
-            self._faults.forget("write")
-            self._dropped_events = 0
-        return writer
-
-    def _write_failed(self, err: Exception, writer: writers.SummaryWriter | None = None) -> None:
-        with self._lock:
-            if writer is not None and self._writer is not writer:
-                return  # another thread already replaced it
-            broken, self._writer = self._writer, None
-            self._retry_at = time.monotonic() + WRITE_RETRY_S
-        self._dropped_events += 1
-        self._faults.warn_once(
-            "write",
-            "writing to %s failed (%s: %s); data is dropped and the directory retried every %d s",
-            self.log_dir,
-            type(err).__name__,
-            err,
-            WRITE_RETRY_S,
-        )
-        if broken is not None:
-            with contextlib.suppress(Exception):
-                broken.close()
-
-    def _check_other_writers(self) -> None:
-        """Warns when another live process writes ttsmon data into this run."""
-        if "://" in self.log_dir:
-            return
-        own = getattr(self._writer, "path", "")
-        try:
-            entries = list(os.scandir(self.log_dir))
-        except OSError:
-            return
-        now = time.time()
-        for entry in entries:
-            name = entry.name
-            if (
-                not name.endswith(writers.FILENAME_SUFFIX)
-                or os.path.join(self.log_dir, name) == own
-            ):
-                continue
-            parts = name[: -len(writers.FILENAME_SUFFIX)].split(".")
-            # events.out.tfevents.<time>.<host...>.<pid>.<counter>
-            if len(parts) < 7 or not parts[-2].isdigit():
-                continue
-            host, pid = ".".join(parts[4:-2]), int(parts[-2])
-            if host == _hostname() and pid == os.getpid():
-                continue
-            try:
-                live = now - entry.stat().st_mtime < max(60.0, 3 * self.flush_s)
-            except OSError:
-                continue
-            if live:
-                self._faults.warn_once(
-                    f"other-writer:{host}:{pid}",
-                    "another process (host %s, pid %d) is writing ttsmon data into %s. "
-                    "TensorBoard merges a directory's files into one run and its Rust loader "
-                    "drops records whose steps go backwards, so give each process its own run "
-                    "directory (for example %s)",
-                    host,
-                    pid,
-                    self.log_dir,
-                    os.path.join(self.log_dir, f"{_hostname()}-{os.getpid()}"),
-                )
-
-
-@functools.lru_cache(maxsize=1)
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
-
-
-def _model_facts(model: Any, name: str | None) -> dict[str, Any]:
-    """Parameter counts and size of a Keras model or a PyTorch module."""
-    module = type(model).__module__.split(".", 1)[0]
-    if hasattr(model, "named_parameters") and hasattr(model, "state_dict"):  # torch.nn.Module
-        total = trainable = size = 0
-        for p in model.parameters():
-            n = int(p.numel())
-            total += n
-            size += n * int(p.element_size())
-            if p.requires_grad:
-                trainable += n
-        for b in model.buffers():
-            size += int(b.numel()) * int(b.element_size())
-        dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})
-        return {
-            "name": name or type(model).__name__,
-            "class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "framework": "torch",
-            "parameter_count": total,
-            "trainable_parameter_count": trainable,
-            "size_bytes": size,
-            "dtypes": dtypes,
-            "layer_count": sum(1 for _ in model.modules()) - 1,
-        }
-    if hasattr(model, "weights") and hasattr(model, "trainable_weights"):  # Keras
-        import numpy as np
-
-        def count(ws: Any) -> int:
-            return int(sum(int(np.prod(tuple(w.shape))) for w in ws))
-
-        size = 0
-        for w in model.weights:
-            size += int(np.prod(tuple(w.shape))) * np.dtype(_dtype_name(w.dtype)).itemsize
-        policy = getattr(model, "dtype_policy", None)
-        return {
-            "name": name or getattr(model, "name", None) or type(model).__name__,
-            "class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "framework": module if module in ("keras", "tf_keras") else "keras",
-            "parameter_count": count(model.weights),
-            "trainable_parameter_count": count(model.trainable_weights),
-            "size_bytes": size,
-            "dtype_policy": getattr(policy, "name", None) if policy is not None else None,
-            "layer_count": len(getattr(model, "layers", []) or []),
-            "built": bool(getattr(model, "built", True)),
-        }
-    raise TypeError(
-        f"log_model needs a Keras model or a PyTorch module, not {type(model).__name__}"
-    )
-
-
-def _dtype_name(dtype: Any) -> str:
-    name = getattr(dtype, "name", None) or str(dtype)
-    return {"bfloat16": "float16"}.get(name, name)  # numpy lacks bfloat16; same itemsize
+        self._output.write(step, scalars, documents, wall_time_s=wall_time_s)

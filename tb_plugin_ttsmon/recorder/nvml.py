@@ -430,11 +430,11 @@ class NvmlSource:
             "devices": [],
         }
 
-    def sample(self, now_s: float, out: dict[str, float]) -> None:
+    def sample(self, monotonic_s: float, out: dict[str, float]) -> None:
         """Adds the current GPU values (tag -> float) to `out`; never raises.
 
         Args:
-          now_s: Wall time of the sample (unused: NVML gives current values).
+          monotonic_s: `time.monotonic()` of the sample (unused: NVML gives current values).
           out: Where the values go.
         """
         if not self._live:

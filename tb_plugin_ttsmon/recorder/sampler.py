@@ -12,6 +12,11 @@ from tb_plugin_ttsmon.recorder.faults import FaultLog
 from tb_plugin_ttsmon.recorder.sources import Source
 
 MIN_INTERVAL_S = 0.1
+# How long `Sampler.stop` waits for the sample in flight. A source stuck
+# longer (a hung NVML call) is left to finish on the sampler thread, which
+# then closes the sources itself: stopping never hangs the job, and no source
+# is closed under a running sample.
+STOP_JOIN_S = 10.0
 
 # emit(wall_time_s, values) writes one sample; facts(sources) is called once,
 # on the sampler thread, before the first sample.
@@ -42,6 +47,10 @@ class Sampler:
     missed rather than piling them up, and says how many in
     ``sampler/skipped_ticks_count``. Nothing raised by a source or by `emit`
     leaves the thread: it is logged once and sampling goes on.
+
+    Sources see one sampling pass at a time: `sample_once` from another
+    thread waits for the sampler thread's pass (and the other way round), and
+    `close_sources` runs only once no pass is in flight.
     """
 
     def __init__(
@@ -59,6 +68,14 @@ class Sampler:
         self._on_start = on_start
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Held for a whole pass over the sources: they are not thread-safe.
+        self._pass_lock = threading.Lock()
+        # Guards the two flags below and `_exited` (never held during a pass).
+        self._state_lock = threading.Lock()
+        # Set when stop() gave up waiting: the thread closes the sources on exit.
+        self._close_on_exit = False
+        self._exited = False
+        self._sources_closed = False
         self.samples_taken = 0
 
     def start(self) -> None:
@@ -68,12 +85,16 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="ttsmon-sampler", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stops the thread after the sample in flight, if any."""
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stops the thread after the sample in flight, if any.
+
+        Waits up to `timeout_s` (default `STOP_JOIN_S`) for that sample; a
+        source stuck beyond it is left to finish on the sampler thread.
+        """
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout_s)
+            thread.join(STOP_JOIN_S if timeout_s is None else timeout_s)
 
     @property
     def running(self) -> bool:
@@ -81,6 +102,17 @@ class Sampler:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._state_lock:
+                self._exited = True
+                close = self._close_on_exit
+            if close:
+                with self._pass_lock:
+                    self._close_sources()
+
+    def _loop(self) -> None:
         if self._on_start is not None:
             try:
                 self._on_start(self._sources)
@@ -98,33 +130,59 @@ class Sampler:
             self._stop.wait(max(start + tick * self.interval_s - time.monotonic(), 0.0))
 
     def sample_once(self, skipped_ticks: int = 0) -> dict[str, float]:
-        """Takes and emits one sample now; returns it (also used by tests)."""
-        wall_s = time.time()
-        t0 = time.perf_counter()
-        values: dict[str, float] = {}
-        for source in self._sources:
+        """Takes and emits one sample now; returns it (also used by tests).
+
+        Waits for a pass in flight on another thread first. After
+        `close_sources` it takes no sample and returns ``{}``.
+        """
+        with self._pass_lock:
+            if self._sources_closed:
+                return {}
+            wall_s = time.time()
+            # Sources get a monotonic reading: their rates divide by its
+            # differences, which a wall-clock step (NTP) would make wrong.
+            monotonic_s = time.monotonic()
+            t0 = time.perf_counter()
+            values: dict[str, float] = {}
+            for source in self._sources:
+                try:
+                    source.sample(monotonic_s, values)
+                except Exception as err:  # a source broke its no-raise contract
+                    self._faults.warn_once(
+                        f"sampler:{source.name}",
+                        "%s metrics failed (%s: %s)",
+                        source.name,
+                        type(err).__name__,
+                        err,
+                    )
+            values["sampler/duration_ms"] = (time.perf_counter() - t0) * 1000.0
+            if skipped_ticks:
+                values["sampler/skipped_ticks_count"] = float(skipped_ticks)
+            if self._close_on_exit:
+                return values  # stop() gave up on this pass; its owner has moved on
             try:
-                source.sample(wall_s, values)
-            except Exception as err:  # a source broke its no-raise contract
-                self._faults.warn_once(
-                    f"sampler:{source.name}",
-                    "%s metrics failed (%s: %s)",
-                    source.name,
-                    type(err).__name__,
-                    err,
-                )
-        values["sampler/duration_ms"] = (time.perf_counter() - t0) * 1000.0
-        if skipped_ticks:
-            values["sampler/skipped_ticks_count"] = float(skipped_ticks)
-        try:
-            self._emit(wall_s, values)
-        except Exception as err:
-            self._faults.warn_once("sampler:emit", "writing a sample failed (%s)", err)
-        self.samples_taken += 1
-        return values
+                self._emit(wall_s, values)
+            except Exception as err:
+                self._faults.warn_once("sampler:emit", "writing a sample failed (%s)", err)
+            self.samples_taken += 1
+            return values
 
     def close_sources(self) -> None:
-        """Closes every source (after `stop`)."""
+        """Closes every source (after `stop`), never while a sample runs.
+
+        If the sampler thread is still in a sample (`stop` timed out), the
+        thread closes them when that sample ends, and this returns at once.
+        """
+        with self._state_lock:
+            if self._thread is not None and not self._exited:
+                self._close_on_exit = True
+                return
+        # The lock also waits out a sample_now() on another thread.
+        with self._pass_lock:
+            self._close_sources()
+
+    def _close_sources(self) -> None:
+        self._sources_closed = True
         for source in self._sources:
             try:
                 source.close()

@@ -16,8 +16,15 @@ class Source(Protocol):
 
     name: str
 
-    def sample(self, now_s: float, out: dict[str, float]) -> None:
-        """Adds this source's values (tag -> value) for wall time `now_s` to `out`."""
+    def sample(self, monotonic_s: float, out: dict[str, float]) -> None:
+        """Adds this source's values (tag -> value) to `out`.
+
+        Args:
+          monotonic_s: `time.monotonic()` at the start of the sample. Rates
+            divide by differences of it, never of wall time, which jumps
+            when the clock is set (NTP, a suspended VM).
+          out: Tag -> value, shared by every source of the sample.
+        """
 
     def facts(self) -> dict[str, Any]:
         """Run-level facts (device names, limits, versions) for the run facts document."""

@@ -30,7 +30,7 @@ class TFMemorySource:
             )
         return devices
 
-    def sample(self, now_s: float, out: dict[str, float]) -> None:
+    def sample(self, monotonic_s: float, out: dict[str, float]) -> None:
         """Adds allocator memory for each GPU that TensorFlow uses."""
         tf = sys.modules.get("tensorflow")
         if tf is None or not hasattr(tf, "config"):

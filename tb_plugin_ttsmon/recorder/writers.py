@@ -1,4 +1,4 @@
-"""The two event writers: tf.summary-based and TF-free, with one on-disk result.
+"""The two event writers (tf.summary-based and TF-free, one on-disk result) and their lifecycle.
 
 Both write one TensorBoard event per batch of values (one sample, one
 `log_*` call): a `Summary` holding one value per tag, built by
@@ -10,13 +10,21 @@ of each tag in each event file, which is all TensorBoard reads of it.
   file systems (``gs://``, ``s3://``, HDFS), one op call per batch.
 * `EventFileSummaryWriter` uses TensorBoard's `EventFileWriter` and the protos
   in `tensorboard.compat.proto`: no TensorFlow needed (PyTorch jobs).
+* `ManagedWriter` keeps one of them open for a `Monitor`: it opens, drops
+  a failing writer, retries, reopens and counts what it dropped.
 """
 
 from __future__ import annotations
 
 import abc
+import collections
+import contextlib
 import errno
+import functools
+import itertools
 import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -25,13 +33,16 @@ from typing import Any
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon.recorder.faults import FaultLog, logger
 
 # Event files of ours end with this, so people can tell them from others'.
 FILENAME_SUFFIX = ".ttsmon"
 DEFAULT_FLUSH_S = 2.0
-# Events queued for EventFileWriter's writer thread. A full queue blocks the
+# Events queued for the event writer's thread. A full queue blocks the
 # caller, so it is large: ~1000 samples of slack against a stalled disk.
 _EVENT_QUEUE_SIZE = 1024
+# A queue this long wakes the writer thread before its next flush time.
+_WAKE_WRITER_AT = 256
 
 
 def build_summary(
@@ -60,11 +71,63 @@ def build_summary(
     return summary
 
 
+# A scalar `Summary.Value` serialized is a per-tag prefix and 4 bytes of
+# float32: `serialize_summary` caches the prefix instead of building protos,
+# the largest cost of a write (same bytes, see tests/test_writers.py).
+# Value: tag (1) = <tag>, tensor (8) = {dtype (1) = DT_FLOAT, tensor_shape
+# (2) = {}, float_val (5, packed) = [<4 bytes>]}.
+_SCALAR_TENSOR_HEAD = b"\x42\x0a\x08\x01\x12\x00\x2a\x04"
+_PACK_FLOAT32 = struct.Struct("<f").pack
+_prefixes: dict[str, bytes] = {}
+_MAX_CACHED_PREFIXES = 65536  # tags are few; a job inventing tags gets no cache
+
+
+def _scalar_prefix(tag: str) -> bytes:
+    prefix = _prefixes.get(tag)
+    if prefix is None:
+        tag_bytes = tag.encode("utf-8")
+        inner = b"\x0a" + _varint(len(tag_bytes)) + tag_bytes + _SCALAR_TENSOR_HEAD
+        prefix = b"\x0a" + _varint(len(inner) + 4) + inner
+        if len(_prefixes) < _MAX_CACHED_PREFIXES:
+            _prefixes[tag] = prefix
+    return prefix
+
+
+def serialize_summary(
+    scalars: Iterable[tuple[str, float]],
+    documents: Iterable[tuple[str, Any]] = (),
+    needs_metadata: set[str] | None = None,
+) -> bytes:
+    """``build_summary(...).SerializeToString()``, built faster.
+
+    Scalars without metadata are written from cached bytes; the rest (first
+    values of a tag, documents, values beyond float32's range) go through
+    the protos as in `build_summary`.
+    """
+    # A serialized message's repeated field is the concatenation of its
+    # entries, so values built either way join in their original order.
+    parts: list[bytes] = []
+    for tag, value in scalars:
+        if needs_metadata is not None and tag not in needs_metadata:
+            try:
+                parts.append(_scalar_prefix(tag) + _PACK_FLOAT32(value))
+                continue
+            except OverflowError:  # beyond float32: the proto's own conversion decides
+                pass
+        parts.append(build_summary([(tag, value)], (), needs_metadata).SerializeToString())
+    docs = list(documents)
+    if docs:
+        parts.append(build_summary((), docs, needs_metadata).SerializeToString())
+    return b"".join(parts)
+
+
 class SummaryWriter(abc.ABC):
     """Writes batches of ttsmon values into one new event file in `logdir`.
 
     Thread-safe: the sampler thread and the training thread share one writer.
-    `close()` flushes and is idempotent.
+    `flush()` never holds the lock that `write()` takes, so a slow disk under a
+    flush never stalls the thread that logs. `close()` flushes and is
+    idempotent.
     """
 
     name: str = ""
@@ -72,7 +135,7 @@ class SummaryWriter(abc.ABC):
     def __init__(self, logdir: str, flush_s: float = DEFAULT_FLUSH_S) -> None:
         self.logdir = logdir
         self.flush_s = flush_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _tags_written and the order of queued events
         self._tags_written: set[str] = set()
         self._closed = False
 
@@ -100,17 +163,22 @@ class SummaryWriter(abc.ABC):
         with self._lock:
             if self._closed:
                 raise ValueError(f"ttsmon writer for {self.logdir!r} is closed")
-            new = {t for t, _ in pairs if t not in self._tags_written}
-            new.update(t for t, _ in docs if t not in self._tags_written)
-            summary = build_summary(pairs, docs, needs_metadata=new)
+            written = self._tags_written
+            new = {t for t, _ in pairs if t not in written}
+            new.update(t for t, _ in docs if t not in written)
+            summary = serialize_summary(pairs, docs, needs_metadata=new)
             self._write_summary(int(step), summary, wall_time_s)
-            self._tags_written |= new
+            if new:
+                written |= new
 
     def flush(self) -> None:
-        """Writes everything queued so far to the file."""
-        with self._lock:
-            if not self._closed:
-                self._flush()
+        """Writes everything queued so far to the file.
+
+        Runs outside the write lock: writes from other threads go on (into
+        the queue) while this one waits for the disk.
+        """
+        if not self._closed:
+            self._flush()
 
     def close(self) -> None:
         """Flushes and closes the file; later calls do nothing."""
@@ -118,7 +186,9 @@ class SummaryWriter(abc.ABC):
             if self._closed:
                 return
             self._closed = True
-            self._close()
+        # Outside the lock too: a write that races close() fails fast with
+        # "closed" instead of waiting for the final flush.
+        self._close()
 
     @property
     def closed(self) -> bool:
@@ -126,26 +196,26 @@ class SummaryWriter(abc.ABC):
         return self._closed
 
     @abc.abstractmethod
-    def _write_summary(self, step: int, summary: summary_pb2.Summary, wall_time_s: float) -> None:
-        """Queues one event; called with the lock held."""
+    def _write_summary(self, step: int, summary: bytes, wall_time_s: float) -> None:
+        """Queues one event (`summary`: a serialized `Summary`); called with the lock held."""
 
     @abc.abstractmethod
     def _flush(self) -> None:
-        """Flushes; called with the lock held."""
+        """Flushes; called without the lock, possibly beside writes and `_close`."""
 
     @abc.abstractmethod
     def _close(self) -> None:
-        """Flushes and closes; called with the lock held, once."""
+        """Flushes and closes; called once, without the lock, after the last write."""
 
 
 class _GuardedFile:
-    """The file under EventFileWriter's writer thread, holding errors back.
+    """The event file under the writer thread, holding errors back.
 
-    EventFileWriter's thread dies on the first write error and prints a
-    traceback into the training job's stderr. Behind this proxy the first
-    error is kept instead, later writes to the broken file are dropped, and
-    `EventFileSummaryWriter` raises the error on the caller's next write, where
-    `Monitor` logs it once and opens a new file later.
+    A write error on the writer thread must not kill it or print a traceback
+    into the training job's stderr. Behind this proxy the first error is
+    kept instead, later writes to the broken file are dropped, and
+    `EventFileSummaryWriter` raises the error on the caller's next write,
+    where `Monitor` logs it once and opens a new file later.
     """
 
     def __init__(self, file: Any) -> None:
@@ -178,53 +248,171 @@ class _GuardedFile:
         return bool(getattr(self._file, "closed", False))
 
 
-class EventFileSummaryWriter(SummaryWriter):
-    """The TF-free writer, on TensorBoard's `EventFileWriter`.
+class _FlushRequest:
+    """A marker in the writer thread's queue: flush, then set `done`."""
 
-    Note that `EventFileWriter` reaches files through `tensorboard.compat.tf`,
-    which is TensorFlow itself when TensorFlow is installed (and a pure-Python
-    stub otherwise), so this writer imports TensorFlow where it can.
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()  # the writer thread's last item: flush, close the file, exit
+
+
+def _file_uid() -> int:
+    """The per-process counter in event file names, shared with TensorBoard's writers.
+
+    Two writers of one process that open a file in one second in one
+    directory must not pick the same name; sharing EventFileWriter's counter
+    keeps that true beside a user's own TensorBoard writers too.
+    """
+    try:
+        from tensorboard.summary.writer.event_file_writer import _global_uid
+
+        return int(_global_uid.get())
+    except (ImportError, AttributeError):
+        return next(_OWN_UID)
+
+
+_OWN_UID = itertools.count()
+
+
+class EventFileSummaryWriter(SummaryWriter):
+    """The TF-free writer: TensorBoard's record format, a queue and one writer thread.
+
+    The file on disk is what TensorBoard's `EventFileWriter` writes (its file
+    name, its ``brain.Event:2`` version event, TFRecord framing through
+    TensorBoard's `RecordWriter`), but the queue is ours: EventFileWriter's
+    `flush()` holds the lock its `add_event()` takes while the disk catches
+    up, which would stall the training thread behind a slow disk. Here a
+    flush is a marker that travels through the queue; writers never wait for
+    it. Files are reached through `tensorboard.compat.tf`'s gfile, which is
+    TensorFlow's (``gs://``, ``s3://``) when TensorFlow is installed and a
+    pure-Python stub otherwise, so this writer imports TensorFlow where it can.
     """
 
     name = "event"
 
     def __init__(self, logdir: str, flush_s: float = DEFAULT_FLUSH_S) -> None:
         super().__init__(logdir, flush_s)
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        from tensorboard.compat import tf as tb_tf
+        from tensorboard.summary.writer.record_writer import RecordWriter
 
         _check_local_dir_writable(logdir)
-
-        self._writer = EventFileWriter(
-            logdir,
-            max_queue_size=_EVENT_QUEUE_SIZE,
-            flush_secs=flush_s,
-            filename_suffix=FILENAME_SUFFIX,
+        tb_tf.io.gfile.makedirs(logdir)
+        # EventFileWriter's name: whole seconds first, so files sort in order.
+        name = (
+            f"events.out.tfevents.{int(time.time()):010d}."
+            f"{socket.gethostname()}.{os.getpid()}.{_file_uid()}"
         )
-        self.path: str = getattr(self._writer, "_file_name", "")
-        # EventFileWriter -> _AsyncWriter -> RecordWriter -> file. Private
-        # names: if a TensorBoard release renames them, errors still reach
-        # the caller, only with the writer thread's traceback on stderr.
-        self._guard: _GuardedFile | None = None
-        record_writer = getattr(getattr(self._writer, "_async_writer", None), "_writer", None)
-        if record_writer is not None and hasattr(record_writer, "_writer"):
-            self._guard = _GuardedFile(record_writer._writer)
-            record_writer._writer = self._guard
+        self.path: str = os.path.join(logdir, name) + FILENAME_SUFFIX
+        self._guard = _GuardedFile(tb_tf.io.gfile.GFile(self.path, "wb"))
+        self._records = RecordWriter(self._guard)
+        # Events for the writer thread. A deque, not a queue.Queue: appending
+        # takes no lock and wakes no thread, so a write costs the caller
+        # next to nothing; the thread wakes on its own to drain it.
+        self._pending: collections.deque[Any] = collections.deque()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ttsmon-event-writer", daemon=True)
+        self._thread.start()
+        version = event_pb2.Event(
+            wall_time=time.time(),
+            file_version="brain.Event:2",
+            source_metadata=event_pb2.SourceMetadata(
+                writer="tensorboard.summary.writer.event_file_writer"
+            ),
+        )
+        self._pending.append(version.SerializeToString())
+        try:
+            # gfile opens the file on its first write: a bad directory fails here.
+            self._flush()
+        except BaseException:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._close()  # ends the writer thread; a retry makes a new one
+            raise
 
     def _raise_file_error(self) -> None:
-        if self._guard is not None and self._guard.error is not None:
+        if self._guard.error is not None:
             raise self._guard.error
 
-    def _write_summary(self, step: int, summary: summary_pb2.Summary, wall_time_s: float) -> None:
+    def _write_summary(self, step: int, summary: bytes, wall_time_s: float) -> None:
         self._raise_file_error()
-        self._writer.add_event(event_pb2.Event(wall_time=wall_time_s, step=step, summary=summary))
+        event = event_pb2.Event(wall_time=wall_time_s, step=step)
+        # Appending the summary's bytes is cheaper than parsing them into the
+        # event message (the same bytes on disk: fields go in number order).
+        data = event.SerializeToString() + _summary_field(summary)
+        pending = self._pending
+        if len(pending) >= _WAKE_WRITER_AT:
+            self._wake.set()
+            # The disk is ~1000 events behind: wait for room. Dropping data
+            # silently would be worse than a slowed step.
+            while len(pending) >= _EVENT_QUEUE_SIZE and self._thread.is_alive():
+                time.sleep(0.001)
+        pending.append(data)
 
     def _flush(self) -> None:
-        self._writer.flush()
+        request = _FlushRequest()
+        self._pending.append(request)
+        self._wake.set()
+        while not request.done.wait(0.5):
+            if not self._thread.is_alive():  # closed under us; nothing left to wait for
+                break
         self._raise_file_error()
 
     def _close(self) -> None:
-        self._writer.close()
+        self._pending.append(_STOP)
+        self._wake.set()
+        self._thread.join()
         self._raise_file_error()
+
+    def _run(self) -> None:
+        """The writer thread: frames and writes queued events, flushes on time or on request."""
+        pending = self._pending
+        unflushed = False
+        next_flush_s = time.monotonic() + self.flush_s
+        while True:
+            # Wakes for a flush, a close or a long queue, else at the next
+            # flush time: data is invisible to TensorBoard until flushed anyway.
+            self._wake.wait(max(next_flush_s - time.monotonic(), 0.0))
+            self._wake.clear()  # before draining: a later set() is never lost
+            while pending:
+                item = pending.popleft()
+                if isinstance(item, bytes):
+                    if self._guard.error is None:
+                        try:
+                            self._records.write(item)
+                        except Exception as err:  # framing failed: keep it like a file error
+                            self._guard.error = err
+                    unflushed = True
+                elif item is _STOP:
+                    self._guard.flush()
+                    self._guard.close()
+                    return
+                elif isinstance(item, _FlushRequest):
+                    self._guard.flush()
+                    unflushed = False
+                    item.done.set()
+            if time.monotonic() >= next_flush_s:
+                if unflushed:
+                    self._guard.flush()
+                    unflushed = False
+                next_flush_s = time.monotonic() + self.flush_s
+
+
+def _summary_field(summary_bytes: bytes) -> bytes:
+    """`Event.summary` (field 5, length-delimited) holding `summary_bytes`, serialized."""
+    return b"\x2a" + _varint(len(summary_bytes)) + summary_bytes
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 class TFSummaryWriter(SummaryWriter):
@@ -239,6 +427,12 @@ class TFSummaryWriter(SummaryWriter):
     cost, and an upload per write on gs://), and which would also obey the
     user's `tf.summary.record_if`. Where that op is not importable, it falls
     back to `write_raw_pb`.
+
+    The op is called through TensorFlow's eager fast path with its inputs
+    made eager tensors first: the generated wrapper, given a Python int and
+    bytes, fails the fast path and converts them on its slow path (measured:
+    ~45 us a call against ~14 us). Private TensorFlow names: where they are
+    missing or refuse, the writer uses the generated wrapper for good.
     """
 
     name = "tf"
@@ -268,9 +462,39 @@ class TFSummaryWriter(SummaryWriter):
             self._resource: Any = self._writer._resource
         except (ImportError, AttributeError):
             self._raw_op = None
+        self._fast_op: Any = None
+        if self._raw_op is not None:
+            try:
+                from tensorflow.python import pywrap_tfe
+                from tensorflow.python.eager import context as tf_context
+                from tensorflow.python.framework import dtypes, ops
 
-    def _write_summary(self, step: int, summary: summary_pb2.Summary, wall_time_s: float) -> None:
-        data = summary.SerializeToString()
+                self._fast_op = pywrap_tfe.TFE_Py_FastPathExecute
+                self._eager_context: Any = tf_context.context()
+                self._eager_tensor: Any = ops.EagerTensor
+                self._int64: Any = dtypes.int64.as_datatype_enum
+                self._string: Any = dtypes.string.as_datatype_enum
+            except (ImportError, AttributeError):
+                self._fast_op = None
+
+    def _write_summary(self, step: int, summary: bytes, wall_time_s: float) -> None:
+        data = summary
+        if self._fast_op is not None:
+            try:
+                # Device "": host memory, where the writer's kernel runs.
+                self._fast_op(
+                    self._eager_context,
+                    "WriteRawProtoSummary",
+                    None,
+                    self._resource,
+                    self._eager_tensor(step, "", self._int64),
+                    self._eager_tensor(data, "", self._string),
+                )
+                return
+            except self._tf.errors.OpError:
+                raise  # the write itself failed (the file, the disk)
+            except Exception:  # the fast path refused (graph mode, an API change)
+                self._fast_op = None
         if self._raw_op is not None:
             self._raw_op(self._resource, step, data)
             return
@@ -360,3 +584,192 @@ def resolve_writer_name(name: str | None) -> str:
 def create_writer(name: str | None, logdir: str, flush_s: float = DEFAULT_FLUSH_S) -> SummaryWriter:
     """A new writer (and a new event file) in `logdir`; see `resolve_writer_name`."""
     return WRITERS[resolve_writer_name(name)](logdir, flush_s=flush_s)
+
+
+# After a write fails (disk full, directory gone), the writer is dropped and
+# a new one (a new event file) is tried this often; data meanwhile is lost.
+WRITE_RETRY_S = 30.0
+
+
+class ManagedWriter:
+    """A run directory's writer for the life of a `Monitor`: nothing it does raises.
+
+    Opens a `SummaryWriter` (a new event file) in `logdir`. When opening or a
+    write fails (a full disk, a read-only or vanished directory) it logs one
+    warning, drops the writer and the data meanwhile, counts what it drops,
+    and opens a new file at the next write after `retry_s`; when that works
+    it says so, with the count. On each open it warns (once per writer) if
+    another live process writes ttsmon data into the same directory.
+
+    Args:
+      logdir: The run directory.
+      writer_name: ``"tf"`` or ``"event"`` (see `resolve_writer_name`).
+      flush_s: The writers' flush interval.
+      faults: Where warnings go, each once.
+      retry_s: Seconds between attempts to open a new file after a failure.
+    """
+
+    def __init__(
+        self,
+        logdir: str,
+        writer_name: str,
+        flush_s: float,
+        faults: FaultLog,
+        retry_s: float = WRITE_RETRY_S,
+    ) -> None:
+        self.logdir = logdir
+        self.writer_name = writer_name
+        self.flush_s = flush_s
+        self.retry_s = retry_s
+        self._faults = faults
+        self._lock = threading.Lock()  # guards the writer's replacement
+        self._writer: SummaryWriter | None = None
+        self._retry_at_s = 0.0  # monotonic
+        self.dropped_events = 0
+        self._closed = False
+        self._open()
+
+    @property
+    def current(self) -> SummaryWriter | None:
+        """The writer in use, or `None` while writing is failing."""
+        return self._writer
+
+    def write(
+        self,
+        step: int,
+        scalars: Mapping[str, float],
+        documents: Mapping[str, Any] | None = None,
+        wall_time_s: float | None = None,
+    ) -> bool:
+        """Writes one event; returns whether it was handed to a writer."""
+        writer = self._writer or self._reopen()
+        if writer is None:
+            self.dropped_events += 1
+            return False
+        try:
+            writer.write(step, scalars, documents or (), wall_time_s=wall_time_s)
+        except Exception as err:
+            if self._closed:
+                return False
+            self._failed(err, writer)
+            return False
+        return True
+
+    def flush(self) -> None:
+        """Flushes the writer in use; a failure is handled as a failed write."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.flush()
+            except Exception as err:
+                if not self._closed:
+                    self._failed(err, writer)
+
+    def close(self) -> None:
+        """Flushes and closes the file; later writes are dropped. Idempotent."""
+        self._closed = True
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as err:
+                self._faults.warn_once("close", "closing the event file failed (%s)", err)
+
+    def _open(self) -> SummaryWriter | None:
+        """Opens the writer; on failure warns and schedules a retry."""
+        with self._lock:
+            if self._writer is not None:
+                return self._writer
+            try:
+                self._writer = WRITERS[self.writer_name](self.logdir, flush_s=self.flush_s)
+            except Exception as err:
+                self._retry_at_s = time.monotonic() + self.retry_s
+                self._faults.warn_once(
+                    "write",
+                    "cannot write to %s (%s: %s); "
+                    "data is dropped and the directory retried every %d s",
+                    self.logdir,
+                    type(err).__name__,
+                    err,
+                    self.retry_s,
+                )
+                return None
+            writer = self._writer
+        self._check_other_writers(getattr(writer, "path", ""))
+        return writer
+
+    def _reopen(self) -> SummaryWriter | None:
+        if time.monotonic() < self._retry_at_s or self._closed:
+            return None
+        writer = self._open()
+        if writer is not None and self._faults.seen("write"):
+            logger.warning(
+                "ttsmon: writing to %s works again (new event file); %d events were dropped",
+                self.logdir,
+                self.dropped_events,
+            )
+            self._faults.forget("write")
+            self.dropped_events = 0
+        return writer
+
+    def _failed(self, err: Exception, writer: SummaryWriter) -> None:
+        with self._lock:
+            if self._writer is not writer:
+                return  # another thread already replaced it
+            self._writer = None
+            self._retry_at_s = time.monotonic() + self.retry_s
+        self.dropped_events += 1
+        self._faults.warn_once(
+            "write",
+            "writing to %s failed (%s: %s); data is dropped and the directory retried every %d s",
+            self.logdir,
+            type(err).__name__,
+            err,
+            self.retry_s,
+        )
+        with contextlib.suppress(Exception):
+            writer.close()
+
+    def _check_other_writers(self, own_path: str) -> None:
+        """Warns when another live process writes ttsmon data into this run."""
+        if "://" in self.logdir:
+            return
+        try:
+            entries = list(os.scandir(self.logdir))
+        except OSError:
+            return
+        host_name, own_pid = _hostname(), os.getpid()
+        now_s = time.time()  # compared with file mtimes, which are wall time
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(FILENAME_SUFFIX) or os.path.join(self.logdir, name) == own_path:
+                continue
+            parts = name[: -len(FILENAME_SUFFIX)].split(".")
+            # events.out.tfevents.<time>.<host...>.<pid>.<counter>
+            if len(parts) < 7 or not parts[-2].isdigit():
+                continue
+            host, pid = ".".join(parts[4:-2]), int(parts[-2])
+            if host == host_name and pid == own_pid:
+                continue
+            try:
+                live = now_s - entry.stat().st_mtime < max(60.0, 3 * self.flush_s)
+            except OSError:
+                continue
+            if live:
+                self._faults.warn_once(
+                    f"other-writer:{host}:{pid}",
+                    "another process (host %s, pid %d) is writing ttsmon data into %s. "
+                    "TensorBoard merges a directory's files into one run and its Rust loader "
+                    "drops records whose steps go backwards, so give each process its own run "
+                    "directory (for example %s)",
+                    host,
+                    pid,
+                    self.logdir,
+                    os.path.join(self.logdir, f"{host_name}-{own_pid}"),
+                )
+
+
+@functools.lru_cache(maxsize=1)
+def _hostname() -> str:
+    return socket.gethostname()

@@ -1,0 +1,97 @@
+"""Analytics over ttsmon series: anomalies, heatmap, correlation and findings.
+
+Pure numpy: no TensorBoard, no HTTP. The read layer calls it on the points
+the data provider keeps, and a static report can call it on the same arrays.
+Every function takes plain columns (wall time in seconds, step, value) and
+returns plain Python data; non-finite inputs never raise, and non-finite
+numbers may remain in the output as float NaN / Inf for the JSON encoder.
+
+One public face; each part lives in its own module:
+
+* `anomalies`: spikes, non-finite values, level shifts, GPU utilization
+  collapses and leaks (`detect_anomalies`, `AnomalyParams`, `Anomaly`).
+* `heatmaps`: time buckets x series, scaled to known limits (`heatmap`,
+  `limit_of`, `label_of`, `nice_buckets`).
+* `devices`: which TensorFlow GPU is which NVML GPU (`tf_gpu_to_nvml_gpu`).
+* `correlations`: series on a common grid within a memory budget (`align`,
+  `correlation`, `scatter`, `rank_average`).
+* `run_findings`: plain-language statements about a run (`findings`, `Finding`).
+* `common`: the series protocol (`SeriesLike`, `Columns`) and severities.
+
+Amounts in sentences go through `tb_plugin_ttsmon.units` (bytes in KiB, MiB,
+GiB), like every other consumer's.
+"""
+
+from __future__ import annotations
+
+from tb_plugin_ttsmon.analytics.anomalies import (
+    Anomaly,
+    AnomalyParams,
+    detect_anomalies,
+    detect_collapse,
+    detect_leak,
+    detect_level_shifts,
+    detect_non_finite,
+    detect_spikes,
+    rolling_baseline,
+    train_wall_times,
+)
+from tb_plugin_ttsmon.analytics.common import SEVERITIES, Columns, SeriesLike
+from tb_plugin_ttsmon.analytics.correlations import (
+    CORRELATION_BUDGET_BYTES,
+    MAX_GRID_CELLS,
+    SPEARMAN_RERANK_SHARE,
+    Aligned,
+    align,
+    correlation,
+    max_grid_cells,
+    pearson_pair,
+    rank_average,
+    scatter,
+    spearman_pair,
+)
+from tb_plugin_ttsmon.analytics.devices import tf_gpu_to_nvml_gpu
+from tb_plugin_ttsmon.analytics.heatmaps import (
+    NICE_BUCKETS_S,
+    heatmap,
+    label_of,
+    limit_of,
+    nice_buckets,
+)
+from tb_plugin_ttsmon.analytics.run_findings import MIN_SAMPLES, Finding, findings
+
+__all__ = [
+    "CORRELATION_BUDGET_BYTES",
+    "MAX_GRID_CELLS",
+    "MIN_SAMPLES",
+    "NICE_BUCKETS_S",
+    "SEVERITIES",
+    "SPEARMAN_RERANK_SHARE",
+    "Aligned",
+    "Anomaly",
+    "AnomalyParams",
+    "Columns",
+    "Finding",
+    "SeriesLike",
+    "align",
+    "correlation",
+    "detect_anomalies",
+    "detect_collapse",
+    "detect_leak",
+    "detect_level_shifts",
+    "detect_non_finite",
+    "detect_spikes",
+    "findings",
+    "heatmap",
+    "label_of",
+    "limit_of",
+    "max_grid_cells",
+    "nice_buckets",
+    "pearson_pair",
+    "rank_average",
+    "rolling_baseline",
+    "scatter",
+    "spearman_pair",
+    "tf_gpu_to_nvml_gpu",
+    "train_wall_times",
+]

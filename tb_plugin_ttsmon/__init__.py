@@ -23,9 +23,12 @@ from tb_plugin_ttsmon.recorder.monitor import InferenceRequest, Monitor
 from tb_plugin_ttsmon.version import VERSION
 
 if TYPE_CHECKING:
-    from tb_plugin_ttsmon import keras
+    from tb_plugin_ttsmon import keras as keras
 
 __version__ = VERSION
+# What `from tb_plugin_ttsmon import *` gives: the recorder's public classes.
+# `keras` is left out on purpose: it imports Keras (seconds, and an
+# ImportError where only PyTorch is installed), so it loads on first use.
 __all__ = [
     "DEFAULT_ALERTS",
     "Alert",
@@ -33,13 +36,10 @@ __all__ = [
     "InferenceRequest",
     "Monitor",
     "TensorFlowMonitor",
-    "__version__",
-    "keras",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # `ttsmon.keras` imports Keras, so it is loaded on first use only.
     if name == "keras":
         return importlib.import_module("tb_plugin_ttsmon.keras")
     raise AttributeError(f"module 'tb_plugin_ttsmon' has no attribute {name!r}")

@@ -100,8 +100,10 @@ def test_second_fit_continues_steps_and_epoch_update_freq(tmp_path):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
     with python_provider(str(tmp_path)) as p:
         series = read_scalars(p, "run")
-    assert series["train/loss"].steps == [4, 8, 12]
-    assert series["train/gradient_norm"].steps == [4, 8, 12]
+    # Sorted: one event file per fit; how files opened in one second sort
+    # is the writer's business (tests/test_writers.py).
+    assert sorted(series["train/loss"].steps) == [4, 8, 12]
+    assert sorted(series["train/gradient_norm"].steps) == [4, 8, 12]
 
 
 def test_bad_update_freq():

@@ -214,3 +214,20 @@ def test_an_event_file_that_cannot_be_written_raises_and_leaves_no_thread(tmp_pa
         with pytest.raises(OSError, match="Read-only"):
             writers.EventFileSummaryWriter(str(tmp_path))
     assert set(threading.enumerate()) - before == set()
+
+
+def test_event_files_of_one_second_sort_in_the_order_they_were_opened(tmp_path, monkeypatch):
+    # TensorBoard reads a run's files in name order: the 10th file of a second
+    # must not sort before the 9th, or its steps read as going backwards.
+    monkeypatch.setattr(writers.time, "time", lambda: 1_760_000_000.5)
+    opened = []
+    for i in range(12):
+        w = writers.create_writer("event", str(tmp_path))
+        w.write(i, {"train/loss": float(i)}, wall_time_s=1_760_000_000.0 + i)
+        w.close()
+        opened.append(os.path.basename(w.path))
+    assert len(set(opened)) == 12
+    assert sorted(opened) == opened
+    with python_provider(str(tmp_path)) as provider:
+        steps = [p[0] for p in read_scalars(provider, ".")["train/loss"].points]
+    assert steps == list(range(12))

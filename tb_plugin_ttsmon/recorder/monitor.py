@@ -339,13 +339,7 @@ class Monitor:
         Raises:
           TypeError, ValueError: `step`, a tag or a value is invalid.
         """
-        step = to_step(step)
-        if not isinstance(scalars, Mapping):
-            raise TypeError(
-                f"scalars must be a mapping of tag -> value, not {type(scalars).__name__}"
-            )
-        values = {metadata.check_tag(tag): to_float(tag, v) for tag, v in scalars.items()}
-        self._log_training_step(step, values)
+        self._log_training_step(to_step(step), _checked_scalars(scalars))
 
     def _log_training_step(self, step: int, scalars: dict[str, float]) -> None:
         """Writes one training step's values (full, checked tags) as one event.
@@ -383,13 +377,7 @@ class Monitor:
         Raises:
           TypeError, ValueError: a tag or value is invalid.
         """
-        step = to_step(step)
-        if not isinstance(scalars, Mapping):
-            raise TypeError(
-                f"scalars must be a mapping of tag -> value, not {type(scalars).__name__}"
-            )
-        values = {metadata.check_tag(tag): to_float(tag, v) for tag, v in scalars.items()}
-        self._emit(step, values)
+        self._emit(to_step(step), _checked_scalars(scalars))
 
     def log_gradients(self, step: int, grads: Any, variables: Any = None) -> float:
         """Logs the global gradient norm and the norm of each layer at `step`.
@@ -702,3 +690,10 @@ class Monitor:
                 self._last_training_step,
             )
         self._output.write(step, scalars, documents, wall_time_s=wall_time_s)
+
+
+def _checked_scalars(scalars: Mapping[str, Any]) -> dict[str, float]:
+    """`scalars` (full tag -> number) checked on the caller's thread."""
+    if not isinstance(scalars, Mapping):
+        raise TypeError(f"scalars must be a mapping of tag -> value, not {type(scalars).__name__}")
+    return {metadata.check_tag(tag): to_float(tag, v) for tag, v in scalars.items()}

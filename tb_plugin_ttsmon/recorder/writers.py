@@ -301,10 +301,11 @@ class EventFileSummaryWriter(SummaryWriter):
 
         _check_local_dir_writable(logdir)
         tb_tf.io.gfile.makedirs(logdir)
-        # EventFileWriter's name: whole seconds first, so files sort in order.
+        # EventFileWriter's name, whole seconds first and the counter zero-padded
+        # (TensorBoard's is not), so the files of one second sort in order too.
         name = (
             f"events.out.tfevents.{int(time.time()):010d}."
-            f"{socket.gethostname()}.{os.getpid()}.{_file_uid()}"
+            f"{socket.gethostname()}.{os.getpid()}.{_file_uid():06d}"
         )
         self.path: str = os.path.join(logdir, name) + FILENAME_SUFFIX
         self._guard = _GuardedFile(tb_tf.io.gfile.GFile(self.path, "wb"))

@@ -21,7 +21,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["tb_plugin_ttsmon", "tb_plugin_ttsmon.*"]),
-    package_data={"tb_plugin_ttsmon": ["static/*", "plugin/*.md"]},
+    package_data={"tb_plugin_ttsmon": ["static/*", "plugin/*.md", "charts.json"]},
     install_requires=[
         "tensorboard>=2.16",
         "psutil>=5.9",

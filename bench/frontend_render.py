@@ -1,8 +1,8 @@
-"""Time for the TTS Monitor tab to draw 12 charts of 5000 points each.
+"""Time for the TTS Monitor tab to draw 13 charts of 5000 points each.
 
 Headless Chromium loads the built tab (`tb_plugin_ttsmon/static/`) from a
 mocked plugin API (a local HTTP server, no TensorBoard): one run with one GPU,
-8 system and 4 training charts, 5000 points per series. The mock answers every
+9 system charts (the training step at each sample has its own) and 4 training charts, 5000 points per series. The mock answers every
 `series` request with all 5000 points (no server-side downsampling), so each
 chart really draws 5000 points. The figure is the time from navigation start
 to the tab's first complete render (`window.__ttsmonRendered`, set after the
@@ -202,8 +202,8 @@ def main() -> int:
                 page.goto(f"{origin}/data/plugin_entry.html?name=ttsmon")
                 page.wait_for_function("window.__ttsmonRendered !== undefined", timeout=60_000)
                 charts = page.evaluate("document.querySelectorAll('.chart-card canvas').length")
-                if charts != 12:
-                    print(f"error: {charts} charts drawn, expected 12", file=sys.stderr)
+                if charts != 13:
+                    print(f"error: {charts} charts drawn, expected 13", file=sys.stderr)
                     return 1
                 rendered, data_end = page.evaluate(
                     """[window.__ttsmonRendered,
@@ -220,7 +220,7 @@ def main() -> int:
 
     median = statistics.median(totals)
     print(
-        f"frontend render, 12 charts x {args.points} points "
+        f"frontend render, 13 charts x {args.points} points "
         f"(headless Chromium, local mock API, no downsampling), {len(totals)} page loads"
     )
     print(f"  navigation -> all charts drawn: median {median:.3f} s")

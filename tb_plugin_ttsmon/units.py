@@ -49,7 +49,7 @@ def format_bytes(x: float, digits: int = 3) -> str:
         return non_finite_name(x)
     for name, div in BINARY_BYTE_UNITS:
         if abs(x) >= div:
-            return f"{x / div:.{digits}g} {name}"
+            return f"{format_number(x / div, digits)} {name}"
     return f"{x:.0f} B"
 
 

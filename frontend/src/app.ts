@@ -2,103 +2,30 @@
 // Training and Inference sections of charts. All state lives here; refreshes
 // fetch everything for the selected runs and redraw in place.
 
-import {
-  fetchAlerts,
-  fetchAnomalies,
-  fetchFindings,
-  fetchOverview,
-  fetchProfiles,
-  fetchRuns,
-  fetchSeries,
-  fetchTags,
-  type AlertEvent,
-  type Anomaly,
-  type Finding,
-  type Overview,
-  type Profiles,
-  type RunInfo,
-  type Series,
-  type TagInfo,
-} from "./api";
-import { AlertsPanel, CorrelationPanel, FindingsView, HeatmapPanel } from "./analytics";
-import { ChartCard, ChartGroup, type LineData, type Mark } from "./chart";
-import { clear, el, icon, setText } from "./dom";
-import { formatClock } from "./format";
-import { devicesText, overviewCard } from "./overview";
-import { profileMark, ProfilerPanel } from "./profiler";
+import { fetchOverview, fetchRuns, fetchSeries, fetchTags, type AlertEvent, type RunInfo, type Series, type TagInfo } from "./api";
+import { ChartGroup } from "./chart/group";
+import { clear, el, setText } from "./dom";
+import { overviewCard } from "./overview";
+import { AlertsPanel } from "./panels/alerts";
+import { CorrelationPanel } from "./panels/correlation";
+import { FindingsView } from "./panels/findings";
+import { HeatmapPanel } from "./panels/heatmap";
+import { ProfilerPanel } from "./panels/profiler";
 import { RunPicker } from "./runpicker";
-import {
-  buildCharts,
-  runHasGpu,
-  runHasSection,
-  SECTIONS,
-  tagsToFetch,
-  type ChartDef,
-  type RunStyle,
-  type SectionId,
-  usesTrainingStep,
-} from "./specs";
+import { buildCharts, SECTIONS, tagsToFetch, type ChartDef, type RunStyle, type SectionId } from "./specs";
 import { connectToHost, DATA_RELOADED, RUNS_CHANGED } from "./tbhost";
 import { DARK, LIGHT, watchDarkMode, type Theme } from "./theme";
 import { RunClock, X_MODES, type XMode } from "./xaxis";
+import { RunMarks } from "./app/marks";
+import { fetchAnalytics, type RunData } from "./app/rundata";
+import { ChartSection } from "./app/section";
+import { save, store } from "./app/store";
+import { Toolbar } from "./app/toolbar";
 
 export const AUTO_REFRESH_MS = 5000;
 const DEFAULT_MAX_SELECTED = 5;
 const MIN_CHART_WIDTH = 400;
 const GRID_GAP = 12;
-
-const SECTION_HINTS: Record<SectionId, string> = {
-  system: "The Monitor's sampler writes system/, process/ and gpu/ values every interval.",
-  training: "Training values appear once the job calls log_training() or uses ttsmon.keras.MonitorCallback.",
-  inference: "Inference values appear once the job calls log_inference() or time_inference().",
-};
-
-interface RunData {
-  info: RunInfo;
-  tags: Map<string, TagInfo>;
-  overview: Overview | null;
-  series: Map<string, Series>;
-  clock: RunClock;
-  /** null: the server has no such route (or it failed) */
-  alerts: AlertEvent[] | null;
-  anomalies: Anomaly[] | null;
-  findings: Finding[] | null;
-  profiles: Profiles | null;
-}
-
-interface Analytics {
-  alerts: AlertEvent[] | null;
-  anomalies: Anomaly[] | null;
-  findings: Finding[] | null;
-  profiles: Profiles | null;
-}
-
-interface SectionView {
-  id: SectionId;
-  root: HTMLElement;
-  grid: HTMLElement;
-  note: HTMLElement;
-  empty: HTMLElement;
-  count: HTMLElement;
-  charts: Map<string, ChartCard>;
-}
-
-function store<T>(key: string, fallback: T): T {
-  try {
-    const raw = window.localStorage.getItem(`ttsmon.${key}`);
-    return raw === null ? fallback : (JSON.parse(raw) as T);
-  } catch {
-    return fallback;
-  }
-}
-
-function save(key: string, value: unknown): void {
-  try {
-    window.localStorage.setItem(`ttsmon.${key}`, JSON.stringify(value));
-  } catch {
-    // private mode or a full quota: settings are only a convenience
-  }
-}
 
 declare global {
   interface Window {
@@ -118,12 +45,8 @@ export class App {
   private readonly errorEl: HTMLElement;
   private readonly noRunsEl: HTMLElement;
   private readonly noneSelectedEl: HTMLElement;
-  private readonly statusEl: HTMLElement;
-  private readonly spinner: HTMLElement;
-  private readonly autoBtn: HTMLButtonElement;
-  private readonly modeButtons = new Map<XMode, HTMLButtonElement>();
-  private readonly resetZoomBtn: HTMLButtonElement;
-  private readonly sections = new Map<SectionId, SectionView>();
+  private readonly toolbar: Toolbar;
+  private readonly sections = new Map<SectionId, ChartSection>();
   private readonly findingsView = new FindingsView();
   private readonly alertsPanel: AlertsPanel;
   private readonly heatmapPanel: HeatmapPanel;
@@ -154,7 +77,7 @@ export class App {
     this.collapsed = new Set(store<string[]>("collapsed", []));
     this.group = new ChartGroup(this.theme);
     this.group.mode = this.xMode;
-    this.group.onChange = () => this.updateZoomButton();
+    this.group.onChange = () => this.toolbar.showZoomed(this.group.zoom !== null);
 
     // -- header --
     this.picker = new RunPicker((sel) => {
@@ -162,43 +85,17 @@ export class App {
       save("selected", [...sel]);
       void this.refresh();
     });
-    const modeGroup = el("div", { class: "segmented", attrs: { role: "group", "aria-label": "X axis" } });
-    for (const m of X_MODES) {
-      const b = el("button", { class: "seg-btn", title: m.title, attrs: { type: "button" } }, m.label);
-      b.addEventListener("click", () => this.setMode(m.id));
-      this.modeButtons.set(m.id, b);
-      modeGroup.appendChild(b);
-    }
-    this.resetZoomBtn = el("button", { class: "text-btn zoom-reset", attrs: { type: "button" }, title: "Show the full x range (or double-click a chart)" }, "Reset zoom");
-    this.resetZoomBtn.addEventListener("click", () => this.group.resetZoom());
-    this.autoBtn = el("button", { class: "toggle-btn", attrs: { type: "button" } });
-    this.autoBtn.addEventListener("click", () => {
-      this.auto = !this.auto;
-      save("autoRefresh", this.auto);
-      this.renderAutoButton();
-      if (this.auto) void this.refresh();
+    this.toolbar = new Toolbar(this.picker.root, {
+      setMode: (mode) => this.setMode(mode),
+      resetZoom: () => this.group.resetZoom(),
+      toggleAuto: () => {
+        this.auto = !this.auto;
+        save("autoRefresh", this.auto);
+        this.toolbar.showAuto(this.auto);
+        if (this.auto) void this.refresh();
+      },
+      refresh: () => void this.refresh(),
     });
-    const refreshBtn = el("button", { class: "icon-btn", title: "Refresh now", attrs: { type: "button", "aria-label": "Refresh" } }, icon("refresh", 18));
-    refreshBtn.addEventListener("click", () => void this.refresh());
-    this.spinner = el("span", { class: "spinner", title: "Loading", attrs: { role: "status", "aria-label": "Loading" } });
-    this.spinner.hidden = true;
-    this.statusEl = el("span", { class: "status" });
-
-    const header = el(
-      "header",
-      { class: "toolbar" },
-      this.picker.root,
-      el("div", { class: "toolbar-right" },
-        el("span", { class: "toolbar-label" }, "X axis"),
-        modeGroup,
-        this.resetZoomBtn,
-        el("span", { class: "divider" }),
-        this.autoBtn,
-        refreshBtn,
-        this.spinner,
-        this.statusEl,
-      ),
-    );
 
     this.errorEl = el("div", { class: "error-banner", attrs: { role: "alert" } });
     this.errorEl.hidden = true;
@@ -216,7 +113,11 @@ export class App {
     const saveCollapsed = () => save("collapsed", [...this.collapsed]);
     this.alertsPanel = new AlertsPanel(this.collapsed, saveCollapsed, (run, a) => this.zoomToAlert(run, a));
     this.sectionsEl.appendChild(this.alertsPanel.panel.root);
-    for (const s of SECTIONS) this.sections.set(s.id, this.makeSection(s.id, s.title));
+    for (const s of SECTIONS) {
+      const section = new ChartSection(s.id, s.title, s.empty, this.collapsed, saveCollapsed);
+      this.sections.set(s.id, section);
+      this.sectionsEl.appendChild(section.root);
+    }
     this.profilerPanel = new ProfilerPanel(this.collapsed, saveCollapsed);
     this.sectionsEl.appendChild(this.profilerPanel.panel.root);
     this.heatmapPanel = new HeatmapPanel(this.collapsed, saveCollapsed);
@@ -228,11 +129,11 @@ export class App {
     this.profilerPanel.panel.root.hidden = true;
     this.findingsView.root.hidden = true;
 
-    this.root.appendChild(header);
+    this.root.appendChild(this.toolbar.root);
     this.root.appendChild(el("main", { class: "content" }, this.errorEl, this.noRunsEl, this.noneSelectedEl, this.overviewEl, this.findingsView.root, this.sectionsEl));
-    this.renderModeButtons();
-    this.renderAutoButton();
-    this.updateZoomButton();
+    this.toolbar.showMode(this.xMode);
+    this.toolbar.showAuto(this.auto);
+    this.toolbar.showZoomed(false);
 
     watchDarkMode((dark) => this.setTheme(dark ? DARK : LIGHT));
     // Canvas text is drawn with whatever font is loaded at the time.
@@ -247,41 +148,8 @@ export class App {
       if (this.auto) this.refreshIfVisible();
     }, AUTO_REFRESH_MS);
     this.watchFrameVisibility();
-    window.setInterval(() => this.renderStatus(), 1000);
+    window.setInterval(() => this.toolbar.showUpdated(this.lastUpdated), 1000);
     void this.refresh();
-  }
-
-  private makeSection(id: SectionId, title: string): SectionView {
-    const count = el("span", { class: "section-count" });
-    const chevron = icon("chevron", 20);
-    const head = el(
-      "button",
-      { class: "section-head", attrs: { type: "button", "aria-expanded": "true" } },
-      chevron,
-      el("span", { class: "section-title" }, title),
-      count,
-    );
-    const note = el("div", { class: "section-note" });
-    note.hidden = true;
-    const grid = el("div", { class: "chart-grid" });
-    const empty = el("div", { class: "section-empty" });
-    empty.hidden = true;
-    const root = el("section", { class: "section", dataset: { section: id } }, head, note, empty, grid);
-    const view: SectionView = { id, root, grid, note, empty, count, charts: new Map() };
-    const applyCollapsed = () => {
-      const c = this.collapsed.has(id);
-      root.classList.toggle("collapsed", c);
-      head.setAttribute("aria-expanded", String(!c));
-    };
-    head.addEventListener("click", () => {
-      if (this.collapsed.has(id)) this.collapsed.delete(id);
-      else this.collapsed.add(id);
-      save("collapsed", [...this.collapsed]);
-      applyCollapsed();
-    });
-    applyCollapsed();
-    this.sectionsEl.appendChild(root);
-    return view;
   }
 
   /** Refreshes now, or (while the tab is hidden) once it is shown again. */
@@ -333,35 +201,9 @@ export class App {
     this.group.mode = mode;
     this.group.zoom = null;
     save("xMode", mode);
-    this.renderModeButtons();
+    this.toolbar.showMode(mode);
     this.renderCharts();
-    this.updateZoomButton();
-  }
-
-  private renderModeButtons(): void {
-    for (const [m, b] of this.modeButtons) {
-      b.classList.toggle("active", m === this.xMode);
-      b.setAttribute("aria-pressed", String(m === this.xMode));
-    }
-  }
-
-  private renderAutoButton(): void {
-    clear(this.autoBtn);
-    this.autoBtn.appendChild(icon(this.auto ? "pause" : "play", 16));
-    this.autoBtn.appendChild(document.createTextNode(this.auto ? "Auto 5 s" : "Paused"));
-    this.autoBtn.classList.toggle("active", this.auto);
-    this.autoBtn.setAttribute("aria-pressed", String(this.auto));
-    this.autoBtn.title = this.auto ? "Auto-refresh every 5 s: click to pause" : "Auto-refresh paused: click to resume";
-  }
-
-  private updateZoomButton(): void {
-    this.resetZoomBtn.hidden = this.group.zoom === null;
-  }
-
-  private renderStatus(): void {
-    if (this.lastUpdated === null) setText(this.statusEl, "");
-    else setText(this.statusEl, `Updated ${formatClock(this.lastUpdated / 1000)}`);
-    this.statusEl.title = this.lastUpdated ? new Date(this.lastUpdated).toString() : "";
+    this.toolbar.showZoomed(false);
   }
 
   private showError(messages: string[]): void {
@@ -422,7 +264,7 @@ export class App {
   private async doRefresh(): Promise<void> {
     const gen = ++this.generation;
     this.stats.refreshes++;
-    this.spinner.hidden = false;
+    this.toolbar.showLoading(true);
     const errors: string[] = [];
     try {
       const runs = await fetchRuns();
@@ -462,7 +304,7 @@ export class App {
 
       // Alerts, anomalies (all tags: one request per run) and findings of
       // each selected run, in parallel with the series.
-      const analyticsP = Promise.all(metas.map((m) => this.fetchAnalytics(m.info.run, errors)));
+      const analyticsP = Promise.all(metas.map((m) => fetchAnalytics(m.info.run, errors)));
       // One `series` request per run and section, all in parallel.
       const fetched = await Promise.all(
         metas.map(async (m, i) => {
@@ -500,12 +342,12 @@ export class App {
       this.renderAnalytics();
       this.renderCharts(defs);
       this.lastUpdated = Date.now();
-      this.renderStatus();
+      this.toolbar.showUpdated(this.lastUpdated);
       this.showError(errors);
     } catch (e) {
       this.showError([`Could not load the runs: ${String((e as Error).message ?? e)}`]);
     } finally {
-      if (gen === this.generation) this.spinner.hidden = true;
+      if (gen === this.generation) this.toolbar.showLoading(false);
     }
     await this.signalRendered();
   }
@@ -536,29 +378,12 @@ export class App {
   private renderCharts(defs?: Map<SectionId, ChartDef[]>): void {
     const styles: RunStyle[] = [...this.data.values()].map((d) => ({ run: d.info.run, color: this.colorOf(d.info.run), tags: d.tags }));
     for (const s of SECTIONS) {
-      const view = this.sections.get(s.id)!;
       const sectionDefs = defs?.get(s.id) ?? buildCharts(s.id, styles, this.theme.items);
-      this.renderSection(view, s.empty, sectionDefs, styles);
+      this.sections.get(s.id)!.render(sectionDefs, styles, this.data, this.group);
     }
     this.group.recomputeExtent();
     for (const c of this.group.charts) c.applyRange();
     this.applyMarks();
-  }
-
-  private async fetchAnalytics(run: string, errors: string[]): Promise<Analytics> {
-    const wrap = <T>(what: string, p: Promise<T | null>): Promise<T | null> =>
-      p.catch((e) => {
-        errors.push(`${run}: ${what}: ${String((e as Error).message ?? e)}`);
-        return null;
-      });
-    // one `profiles` request per run: a pending summary is asked for again on the next refresh
-    const [alerts, anomalies, findings, profiles] = await Promise.all([
-      wrap("alerts", fetchAlerts(run)),
-      wrap("anomalies", fetchAnomalies(run)),
-      wrap("findings", fetchFindings(run)),
-      wrap("profiles", fetchProfiles(run)),
-    ]);
-    return { alerts, anomalies, findings, profiles };
   }
 
   /** Findings, the alert list, and the heatmap and correlation panels (they load when shown). */
@@ -574,88 +399,13 @@ export class App {
     this.profilerPanel.update(runs.map((d) => ({ run: d.info.run, color: this.colorOf(d.info.run), profiles: d.profiles })));
   }
 
-  /** Alert intervals (firing → resolved) per run, severity-coloured. */
-  private alertMarks(d: RunData): Mark[] {
-    const out: Mark[] = [];
-    const open = new Map<string, AlertEvent>();
-    const sorted = [...(d.alerts ?? [])].sort((a, b) => a.wall_time_s - b.wall_time_s);
-    const end = d.info.last_wall_time_s ?? d.overview?.last_wall_time_s ?? null;
-    const push = (f: AlertEvent, r: AlertEvent | null) =>
-      out.push({
-        kind: "alert",
-        run: d.info.run,
-        start: f.wall_time_s,
-        end: r ? r.wall_time_s : Math.max(end ?? f.wall_time_s, f.wall_time_s),
-        startStep: f.training_step ?? null,
-        endStep: r ? (r.training_step ?? null) : null,
-        severity: f.severity,
-        value: null,
-        title: r ? `${f.message}\n${r.message}` : `${f.message} (still firing)`,
-        open: r === null,
-      });
-    for (const a of sorted) {
-      const k = `${a.rule}\u0000${a.tag}`;
-      if (a.state === "firing") {
-        if (!open.has(k)) open.set(k, a);
-      } else {
-        const f = open.get(k);
-        if (f) push(f, a);
-        open.delete(k);
-      }
-    }
-    for (const f of open.values()) push(f, null);
-    return out;
-  }
-
   /**
    * Profiled windows on every chart, alert bands on the System charts,
    * anomaly markers on the charts of their tags.
    */
   private applyMarks(): void {
-    const alertBands = new Map<string, Mark[]>();
-    const profileBands = new Map<string, Mark[]>();
-    const anomalies = new Map<string, Mark[]>();
-    const multi = this.data.size > 1;
-    for (const d of this.data.values()) {
-      alertBands.set(d.info.run, this.alertMarks(d));
-      const bands: Mark[] = [];
-      for (const s of d.profiles?.sessions ?? []) {
-        const m = profileMark(d.info.run, s, multi);
-        if (m) bands.push(m);
-      }
-      profileBands.set(d.info.run, bands);
-      for (const a of d.anomalies ?? []) {
-        const key = `${d.info.run}\u0000${a.tag}`;
-        const list = anomalies.get(key) ?? [];
-        const steps = usesTrainingStep(a.tag);
-        const v = a.value === null || a.value === undefined ? null : Number(a.value);
-        list.push({
-          kind: "anomaly",
-          run: d.info.run,
-          start: a.start_wall_time_s,
-          end: a.end_wall_time_s ?? a.start_wall_time_s,
-          startStep: steps ? (a.start_step ?? null) : null,
-          endStep: steps ? (a.end_step ?? null) : null,
-          severity: a.severity,
-          value: v !== null && Number.isFinite(v) && a.type === "spike" ? v : null,
-          title: a.message,
-        });
-        anomalies.set(key, list);
-      }
-    }
-    for (const view of this.sections.values()) {
-      for (const card of view.charts.values()) {
-        const marks: Mark[] = [];
-        const runs = new Set<string>();
-        for (const line of card.def.lines) {
-          runs.add(line.run);
-          marks.push(...(anomalies.get(`${line.run}\u0000${line.tag}`) ?? []));
-        }
-        if (view.id === "system") for (const r of runs) marks.unshift(...(alertBands.get(r) ?? []));
-        for (const r of runs) marks.unshift(...(profileBands.get(r) ?? []));
-        card.setMarks(marks);
-      }
-    }
+    const marks = new RunMarks(this.data.values(), this.data.size > 1);
+    for (const section of this.sections.values()) section.setMarks((def) => marks.forChart(def));
   }
 
   /** Zooms every chart to a window around an alert (in step mode, at its training step). */
@@ -673,90 +423,5 @@ export class App {
     let half = span > 0 ? Math.min(span * 0.1, Math.max(span * 0.02, floor)) : floor;
     if (!(half > 0)) half = 1;
     this.group.zoomTo(x - half, x + half);
-  }
-
-  private renderSection(view: SectionView, emptyText: string, defs: ChartDef[], styles: RunStyle[]): void {
-    const hasData = styles.some((r) => runHasSection(r, view.id));
-    // Empty states: the whole section, and GPUs within System.
-    view.empty.hidden = hasData || styles.length === 0;
-    clear(view.empty);
-    if (!hasData && styles.length > 0) {
-      view.empty.appendChild(el("div", { class: "empty-title" }, emptyText));
-      view.empty.appendChild(el("div", { class: "empty-hint" }, SECTION_HINTS[view.id]));
-    }
-    view.root.classList.toggle("is-empty", !hasData);
-    setText(view.count, defs.length ? String(defs.length) : "");
-
-    const gpuNote: string[] = [];
-    let gpuCard: ChartDef | null = null;
-    if (view.id === "system" && hasData) {
-      const without = styles.filter((r) => !runHasGpu(r));
-      if (without.length === styles.length) {
-        const d = this.data.get(styles[0].run);
-        const reason = styles.length === 1 && d ? devicesText(d.overview, d.info).title : "";
-        gpuCard = {
-          id: "gpu-none",
-          section: "system",
-          title: "GPU",
-          description: reason,
-          unit: "",
-          range: "auto",
-          refLines: [],
-          lines: [],
-          empty: styles.length === 1 ? "This run has no GPU" : "None of the selected runs has a GPU",
-        };
-      } else if (without.length > 0) {
-        gpuNote.push(...without.map((r) => r.run));
-      }
-    }
-    view.note.hidden = gpuNote.length === 0;
-    clear(view.note);
-    if (gpuNote.length) {
-      view.note.appendChild(document.createTextNode("No GPU on "));
-      gpuNote.forEach((r, i) => {
-        if (i) view.note.appendChild(document.createTextNode(", "));
-        view.note.appendChild(el("bdi", { class: "run-name" }, r));
-      });
-    }
-
-    const ordered = [...defs];
-    if (gpuCard) {
-      const at = ordered.findIndex((d) => d.id === "memory");
-      ordered.splice(at >= 0 ? at + 1 : ordered.length, 0, gpuCard);
-    }
-    const keep = new Set(ordered.map((d) => d.id));
-    for (const [id, card] of view.charts) {
-      if (!keep.has(id)) {
-        card.destroy();
-        view.charts.delete(id);
-      }
-    }
-    ordered.forEach((def, i) => {
-      let card = view.charts.get(def.id);
-      if (!card) {
-        card = new ChartCard(def, this.group);
-        view.charts.set(def.id, card);
-      }
-      if (view.grid.children[i] !== card.root) view.grid.insertBefore(card.root, view.grid.children[i] ?? null);
-      if (def.lines.length === 0) {
-        card.def = def;
-        card.showEmpty(def.empty ?? "No data yet");
-        if (def.description) card.root.title = def.description;
-      } else {
-        card.update(def, this.lineData(def));
-      }
-      card.observe();
-    });
-  }
-
-  private lineData(def: ChartDef): LineData[] {
-    const out: LineData[] = [];
-    for (const line of def.lines) {
-      const d = this.data.get(line.run);
-      const series = d?.series.get(line.tag);
-      if (!d || !series) continue;
-      out.push({ line, series, clock: d.clock });
-    }
-    return out;
   }
 }

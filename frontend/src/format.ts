@@ -1,5 +1,7 @@
 // Number, unit, time and duration formatting (locale-independent, so what a
-// test reads is what a user reads everywhere).
+// test reads is what a user reads everywhere). Bytes in binary multiples and
+// units after a space, as tb_plugin_ttsmon/units.py says them in findings,
+// alerts and the report (tests/test_catalogue_units.py compares the two).
 
 const BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
@@ -63,7 +65,8 @@ export function formatValue(v: number, unit: string, sig = 4): string {
     case "B/s":
       return `${formatBytes(v, sig)}/s`;
     case "%":
-      return `${formatNumber(v, sig)}%`;
+      // a space before the unit, as tb_plugin_ttsmon/units.py writes it in findings and alerts
+      return `${formatNumber(v, sig)} %`;
     case "":
     case "count":
     case "bitmask":
@@ -80,6 +83,21 @@ export function formatValue(v: number, unit: string, sig = 4): string {
 }
 
 /**
+ * A bitmask as hex with the names of its known bits set:
+ * `formatBitmask(5, [[1, "idle"], [4, "power cap"]])` is "0x5 idle, power cap".
+ */
+export function formatBitmask(v: number, bits: [number, string][]): string {
+  if (!Number.isFinite(v)) return nonFiniteLabel(v);
+  const n = Math.round(v);
+  if (n === 0) return "0 none";
+  const names = bits.filter(([b]) => (n & b) !== 0).map(([, name]) => name);
+  let known = 0;
+  for (const [b] of bits) known |= b;
+  if ((n & ~known) !== 0) names.push("other");
+  return `0x${n.toString(16)} ${names.join(", ")}`;
+}
+
+/**
  * Axis tick labels for one axis: every tick in one unit (a bytes axis reads
  * 0, 2 GiB, 4 GiB rather than mixing units).
  */
@@ -93,9 +111,10 @@ export function axisFormatter(unit: string, ticks: number[], incr?: number): str
     const suffix = BINARY[e] + (unit === "B/s" ? "/s" : "");
     return ticks.map((t) => (t === 0 ? "0" : `${axisNumber(t / 1024 ** e)} ${suffix}`));
   }
+  if (unit === "bool") return ticks.map((t) => (t === 1 ? "yes" : t === 0 ? "no" : ""));
+  if (unit === "bitmask") return ticks.map((t) => (Number.isInteger(t) ? (t === 0 ? "0" : `0x${t.toString(16)}`) : ""));
   let suffix = "";
-  if (unit === "%") suffix = "%";
-  else if (unit === "°C" || unit === "W" || unit === "ms" || unit === "MHz") suffix = ` ${unit}`;
+  if (unit === "%" || unit === "°C" || unit === "W" || unit === "ms" || unit === "MHz" || unit === "cores") suffix = ` ${unit}`;
   else if (unit === "s") suffix = " s";
   return ticks.map((t) => (t === 0 ? "0" : `${axisNumber(t)}${suffix}`));
 }

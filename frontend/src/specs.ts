@@ -1,51 +1,80 @@
-// What each section shows, as data: a chart is a title, a unit and the tags
-// drawn in it; adding a metric is one row. `buildCharts` turns these rows and
-// the tags each selected run has into concrete charts (one line per run, and
-// per GPU, stage or layer where the tag has one).
+// What each section shows: a reader of the chart catalogue,
+// tb_plugin_ttsmon/charts.json, the one table of which series go in which
+// chart, with which unit and axis (the HTML report and the seed's charts read
+// the same file through tb_plugin_ttsmon/catalogue.py). esbuild bundles the
+// JSON into index.js. `buildCharts` turns the catalogue's rows and the tags
+// each selected run has into concrete charts (one line per run, and per GPU;
+// one chart per run with a colour per core, layer or stage; one chart per
+// user metric).
 
 import type { TagInfo } from "./api";
+import catalogueJson from "../../tb_plugin_ttsmon/charts.json";
 
 export type SectionId = "system" | "training" | "inference";
-export type YRange = "percent" | "zero" | "auto";
+export type YRange = "percent" | "zero" | "auto" | "bool";
+export type Role = "line" | "limit" | "points";
+export type Layout = "runs" | "items" | "names";
+export type Style = "plot" | "lane";
 
-export const SECTIONS: { id: SectionId; title: string; empty: string }[] = [
-  { id: "system", title: "System", empty: "No system samples yet" },
-  { id: "training", title: "Training", empty: "No training data yet" },
-  { id: "inference", title: "Inference", empty: "No inference data yet" },
-];
+interface SeriesRow {
+  tag: string; // may hold {gpu}, {core}, {layer}, {stage}, {name}
+  label?: string; // with the same placeholders
+  role?: Role;
+}
+
+/** One chart of the catalogue (fields as in tb_plugin_ttsmon/catalogue.py's ChartSpec). */
+export interface ChartRow {
+  id: string;
+  section: SectionId;
+  title: string;
+  description: string;
+  /** null: each chart of a "names" layout takes its tags' unit */
+  unit: string | null;
+  percent_of?: string;
+  y?: YRange;
+  layout?: Layout;
+  style?: Style;
+  series: SeriesRow[];
+  ref_lines?: { value: number; label: string }[];
+  bits?: [number, string][];
+}
+
+interface SectionRow {
+  id: SectionId;
+  title: string;
+  empty: string;
+  scopes: string[];
+  x: "wall" | "step";
+}
+
+interface CatalogueDoc {
+  step_tag: string;
+  sections: SectionRow[];
+  charts: ChartRow[];
+}
+
+const CATALOGUE = catalogueJson as unknown as CatalogueDoc;
+
+export const SECTIONS: { id: SectionId; title: string; empty: string }[] = CATALOGUE.sections;
+
+const SCOPE_SECTION = new Map<string, SectionRow>();
+for (const s of CATALOGUE.sections) for (const scope of s.scopes) SCOPE_SECTION.set(scope, s);
 
 /** The section a tag's data belongs to (what one `series` request per section asks for). */
 export function sectionOf(tag: string): SectionId | null {
-  const scope = tag.split("/", 1)[0];
-  switch (scope) {
-    case "system":
-    case "process":
-    case "container":
-    case "gpu":
-    case "tf":
-    case "sampler":
-      return "system";
-    case "train":
-    case "val":
-    case "gradients":
-      return "training";
-    case "inference":
-      return "inference";
-    default:
-      return null;
-  }
+  return SCOPE_SECTION.get(tag.split("/", 1)[0])?.id ?? null;
 }
 
 /** Tags placed on the x axis by their own step in "training step" mode. */
 export function usesTrainingStep(tag: string): boolean {
-  const scope = tag.split("/", 1)[0];
-  return scope === "train" || scope === "val" || scope === "gradients";
+  return SCOPE_SECTION.get(tag.split("/", 1)[0])?.x === "step";
 }
 
-export const TRAINING_STEP_TAG = "sampler/training_step";
+export const TRAINING_STEP_TAG = CATALOGUE.step_tag;
 
 /** Dash patterns for several lines of one run in one chart (GPU 1, write, p95 ...). */
 export const DASHES: number[][] = [[], [6, 4], [2, 3], [10, 4, 2, 4], [1, 5]];
+const LIMIT_DASH = [2, 3];
 
 export interface RunStyle {
   run: string;
@@ -69,196 +98,110 @@ export interface LineDef {
 
 export interface ChartDef {
   id: string;
+  /** the catalogue row's id (`id` adds the run or metric name) */
+  rowId: string;
   section: SectionId;
   title: string;
   /** e.g. the run of a per-run chart */
   subtitle?: { text: string; color: string };
   description: string;
   unit: string;
+  /** what 100 % is on a percent chart ("one core") */
+  percentOf?: string;
   range: YRange;
+  style: Style;
   refLines: { value: number; label: string }[];
+  bits: [number, string][];
   lines: LineDef[];
   /** shown instead of the plot when there are no lines */
   empty?: string;
 }
 
-interface VariantRow {
-  tag: string; // may hold {gpu}
-  label: string;
-  thin?: boolean; // a reference line: total, limit
-  points?: boolean;
-}
+// -- tag patterns -------------------------------------------------------------
 
-interface ChartRow {
-  id: string;
-  section: SectionId;
-  title: string;
-  description: string;
-  unit: string;
-  range: YRange;
-  variants: VariantRow[];
-  gpu?: boolean;
-  refLines?: { value: number; label: string }[];
-  /** shown when no selected run has any of the tags (else the chart is left out) */
-  empty?: string;
-}
+const COMPONENT = "[A-Za-z0-9_.\\-]+";
+// As in tb_plugin_ttsmon/metadata.py: an index, or one or more tag components.
+const PLACEHOLDER_RE: Record<string, string> = {
+  gpu: "\\d+",
+  core: "\\d+",
+  layer: `${COMPONENT}(?:/${COMPONENT})*`,
+  stage: `${COMPONENT}(?:/${COMPONENT})*`,
+  name: `${COMPONENT}(?:/${COMPONENT})*`,
+};
 
-const CHARTS: ChartRow[] = [
-  // -- system ------------------------------------------------------------
-  {
-    id: "cpu", section: "system", title: "CPU utilization", unit: "%", range: "percent",
-    description: "All cores of the host (100% = every core busy)",
-    variants: [{ tag: "system/cpu_percent", label: "" }],
-  },
-  {
-    id: "memory", section: "system", title: "Memory used", unit: "B", range: "zero",
-    description: "Host memory in use (total minus available); process tree RSS dashed",
-    variants: [
-      { tag: "system/memory_used_bytes", label: "" },
-      { tag: "process/rss_bytes", label: "process RSS" },
-    ],
-  },
-  {
-    id: "gpu-util", section: "system", title: "GPU utilization", unit: "%", range: "percent", gpu: true,
-    description: "Time a kernel was running, per GPU",
-    variants: [{ tag: "gpu/{gpu}/utilization_percent", label: "GPU {gpu}" }],
-  },
-  {
-    id: "gpu-memory", section: "system", title: "GPU memory", unit: "B", range: "zero", gpu: true,
-    description: "Memory in use per GPU, all processes (total dotted)",
-    variants: [
-      { tag: "gpu/{gpu}/memory_used_bytes", label: "GPU {gpu}" },
-      { tag: "gpu/{gpu}/memory_total_bytes", label: "GPU {gpu} total", thin: true },
-    ],
-  },
-  {
-    id: "gpu-temperature", section: "system", title: "GPU temperature", unit: "°C", range: "auto", gpu: true,
-    description: "Core temperature per GPU",
-    variants: [{ tag: "gpu/{gpu}/temperature_c", label: "GPU {gpu}" }],
-  },
-  {
-    id: "gpu-power", section: "system", title: "GPU power", unit: "W", range: "zero", gpu: true,
-    description: "Power draw per GPU (enforced limit dotted)",
-    variants: [
-      { tag: "gpu/{gpu}/power_w", label: "GPU {gpu}" },
-      { tag: "gpu/{gpu}/power_limit_w", label: "GPU {gpu} limit", thin: true },
-    ],
-  },
-  {
-    id: "disk", section: "system", title: "Disk I/O", unit: "B/s", range: "zero",
-    description: "All disks: read solid, write dashed",
-    variants: [
-      { tag: "system/disk_read_bytes_per_s", label: "read" },
-      { tag: "system/disk_write_bytes_per_s", label: "write" },
-    ],
-  },
-  {
-    id: "network", section: "system", title: "Network I/O", unit: "B/s", range: "zero",
-    description: "All interfaces but loopback: received solid, sent dashed",
-    variants: [
-      { tag: "system/net_recv_bytes_per_s", label: "received" },
-      { tag: "system/net_sent_bytes_per_s", label: "sent" },
-    ],
-  },
-  {
-    id: "container-memory", section: "system", title: "Container memory", unit: "B", range: "zero",
-    description: "Memory charged to the cgroup (limit dotted)",
-    variants: [
-      { tag: "container/memory_used_bytes", label: "" },
-      { tag: "container/memory_limit_bytes", label: "limit", thin: true },
-    ],
-  },
-  // -- training ----------------------------------------------------------
-  {
-    id: "loss", section: "training", title: "Loss", unit: "", range: "auto",
-    description: "Training loss solid, validation loss dashed",
-    variants: [
-      { tag: "train/loss", label: "train" },
-      { tag: "val/loss", label: "val" },
-    ],
-  },
-  {
-    id: "accuracy", section: "training", title: "Accuracy", unit: "", range: "auto",
-    description: "Training accuracy solid, validation accuracy dashed",
-    variants: [
-      { tag: "train/accuracy", label: "train" },
-      { tag: "val/accuracy", label: "val" },
-    ],
-  },
-  {
-    id: "learning-rate", section: "training", title: "Learning rate", unit: "", range: "auto",
-    description: "Learning rate",
-    variants: [{ tag: "train/learning_rate", label: "" }],
-  },
-  {
-    id: "gradient-norm", section: "training", title: "Gradient norm", unit: "", range: "zero",
-    description: "Global L2 norm of all gradients",
-    variants: [{ tag: "train/gradient_norm", label: "" }],
-  },
-  {
-    id: "steps-per-s", section: "training", title: "Steps per second", unit: "steps/s", range: "zero",
-    description: "Training steps per second",
-    variants: [{ tag: "train/steps_per_s", label: "" }],
-  },
-  // -- inference ---------------------------------------------------------
-  {
-    id: "latency", section: "inference", title: "Latency", unit: "ms", range: "zero",
-    description: "Each request (dots); p50 solid, p95 dashed, p99 dotted over the trailing window",
-    variants: [
-      { tag: "inference/latency_ms", label: "request", points: true },
-      { tag: "inference/latency_p50_ms", label: "p50" },
-      { tag: "inference/latency_p95_ms", label: "p95" },
-      { tag: "inference/latency_p99_ms", label: "p99" },
-    ],
-  },
-  {
-    id: "rtf", section: "inference", title: "Real-time factor", unit: "", range: "zero",
-    description: "Synthesis time / audio time per request (dots) and window mean; below 1 is faster than real time",
-    variants: [
-      { tag: "inference/rtf", label: "request", points: true },
-      { tag: "inference/rtf_mean", label: "mean" },
-    ],
-    refLines: [{ value: 1, label: "real time" }],
-  },
-  {
-    id: "requests-per-s", section: "inference", title: "Requests per second", unit: "requests/s", range: "zero",
-    description: "Requests finished per second over the trailing window",
-    variants: [{ tag: "inference/requests_per_s", label: "" }],
-  },
-  {
-    id: "audio-per-s", section: "inference", title: "Audio seconds per second", unit: "audio s/s", range: "zero",
-    description: "Audio produced per wall-clock second over the trailing window",
-    variants: [{ tag: "inference/audio_s_per_s", label: "" }],
-  },
-];
-
-const KNOWN_TRAIN = new Set(["loss", "accuracy", "learning_rate", "gradient_norm", "steps_per_s"]);
-const KNOWN_VAL = new Set(["loss", "accuracy"]);
-
-/** Series colours for per-run charts with one line per layer or stage. */
-function itemColor(palette: string[], i: number): string {
-  return palette[i % palette.length];
-}
-
-function gpuIndices(run: RunStyle): number[] {
-  const out = new Set<number>();
-  for (const tag of run.tags.keys()) {
-    const m = /^gpu\/(\d+)\//.exec(tag);
-    if (m) out.add(Number(m[1]));
+const regexCache = new Map<string, RegExp>();
+function patternRegex(pattern: string): RegExp {
+  let re = regexCache.get(pattern);
+  if (!re) {
+    const src = pattern
+      .split(/(\{\w+\})/)
+      .map((part) => {
+        const m = /^\{(\w+)\}$/.exec(part);
+        if (m) return `(?<${m[1]}>${PLACEHOLDER_RE[m[1]] ?? "[^/]+"})`;
+        return part.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+      })
+      .join("");
+    re = new RegExp(`^${src}$`);
+    regexCache.set(pattern, re);
   }
-  return [...out].sort((a, b) => a - b);
+  return re;
 }
 
-export function runHasGpu(run: RunStyle): boolean {
-  return gpuIndices(run).length > 0;
+// Tags some chart names exactly: a pattern row never takes them
+// (train/{name} leaves train/loss to the Loss chart).
+const EXACT_TAGS = new Set<string>();
+for (const c of CATALOGUE.charts) for (const s of c.series) if (!s.tag.includes("{")) EXACT_TAGS.add(s.tag);
+
+/** The placeholder values if `tag` is one of the row's tags, else null. */
+function matchRow(row: SeriesRow, tag: string): Record<string, string> | null {
+  if (!row.tag.includes("{")) return tag === row.tag ? {} : null;
+  if (EXACT_TAGS.has(tag)) return null;
+  const m = patternRegex(row.tag).exec(tag);
+  return m ? { ...(m.groups ?? {}) } : null;
 }
 
-function unitOf(runs: RunStyle[], tag: string, fallback: string): string {
+function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (all, k: string) => values[k] ?? all);
+}
+
+/** Orders "core 2" before "core 10" (as catalogue.natural_key does). */
+export function naturalCompare(a: string, b: string): number {
+  const pa = a.split(/(\d+)/).filter(Boolean);
+  const pb = b.split(/(\d+)/).filter(Boolean);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const da = /^\d+$/.test(pa[i]);
+    const db = /^\d+$/.test(pb[i]);
+    if (da && db) {
+      const d = Number(pa[i]) - Number(pb[i]);
+      if (d !== 0) return d;
+    } else if (da !== db) {
+      return da ? -1 : 1;
+    } else if (pa[i] !== pb[i]) {
+      return pa[i] < pb[i] ? -1 : 1;
+    }
+  }
+  return pa.length - pb.length;
+}
+
+// A run's tags in natural order, sorted once per loaded tag list (not once per chart).
+const sortedCache = new WeakMap<Map<string, TagInfo>, string[]>();
+function sortedTags(run: RunStyle): string[] {
+  let tags = sortedCache.get(run.tags);
+  if (!tags) {
+    tags = [...run.tags.keys()].sort(naturalCompare);
+    sortedCache.set(run.tags, tags);
+  }
+  return tags;
+}
+
+// -- building charts ----------------------------------------------------------
+
+function unitOf(runs: RunStyle[], tag: string, fallback: string | null): string {
   for (const r of runs) {
     const info = r.tags.get(tag);
     if (info) return info.unit;
   }
-  return fallback;
+  return fallback ?? "";
 }
 
 function humanize(name: string): string {
@@ -266,152 +209,176 @@ function humanize(name: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
+function lineStyle(role: Role, dashIdx: number): Pick<LineDef, "dash" | "width" | "alpha" | "points"> {
+  if (role === "limit") return { dash: LIMIT_DASH, width: 1, alpha: 0.7, points: false };
+  if (role === "points") return { dash: DASHES[0], width: 0, alpha: 0.55, points: true };
+  return { dash: DASHES[dashIdx % DASHES.length], width: 1.5, alpha: 1, points: false };
+}
+
+function chartDef(row: ChartRow, id: string, title: string, unit: string, lines: LineDef[]): ChartDef {
+  return {
+    id,
+    rowId: row.id,
+    section: row.section,
+    title,
+    description: row.description,
+    unit,
+    percentOf: row.percent_of,
+    range: row.y ?? "auto",
+    style: row.style ?? "plot",
+    refLines: row.ref_lines ?? [],
+    bits: row.bits ?? [],
+    lines,
+  };
+}
+
 /**
- * The charts of one section for the selected runs, in display order. A
- * chart none of whose tags any run has is left out (GPU charts are replaced
- * by one "no GPU" card; see `gpuEmptyMessage`).
+ * One chart for all runs, a colour per run. Several lines of one run are told
+ * apart by dash: by series (solid, dashed ...) and, where the run has several
+ * GPUs, by GPU within each series.
  */
-export function buildCharts(section: SectionId, runs: RunStyle[], palette: string[]): ChartDef[] {
+function runsChart(row: ChartRow, runs: RunStyle[]): ChartDef | null {
+  const lines: LineDef[] = [];
+  const rank = new Map<SeriesRow, number>();
+  for (const s of row.series) if ((s.role ?? "line") === "line") rank.set(s, rank.size);
+  for (const run of runs) {
+    const tags = sortedTags(run);
+    const matched = row.series.map((s) => {
+      if (!s.tag.includes("{")) return run.tags.has(s.tag) ? [{ tag: s.tag, values: {} }] : [];
+      const prefix = s.tag.slice(0, s.tag.indexOf("{"));
+      return tags.flatMap((tag) => {
+        const values = tag.startsWith(prefix) ? matchRow(s, tag) : null;
+        return values ? [{ tag, values }] : [];
+      });
+    });
+    // The distinct placeholder values (GPU indices) of this run's lines.
+    const keys = [...new Set(matched.flat().map((m) => Object.values(m.values).join("/")))].sort(naturalCompare);
+    const n = keys.length;
+    row.series.forEach((s, si) => {
+      const vi = rank.get(s) ?? 0;
+      for (const { tag, values } of matched[si]) {
+        const gi = keys.indexOf(Object.values(values).join("/"));
+        lines.push({
+          key: `${run.run}\u0000${tag}`,
+          run: run.run,
+          tag,
+          label: fill(s.label ?? "", values),
+          color: run.color,
+          ...lineStyle(s.role ?? "line", n > 1 ? vi * n + gi : vi),
+        });
+      }
+    });
+  }
+  if (lines.length === 0) return null;
+  return chartDef(row, row.id, row.title, unitOf(runs, lines[0].tag, row.unit), lines);
+}
+
+/** One chart per run with one coloured line per core, layer or stage. */
+function itemCharts(row: ChartRow, runs: RunStyle[], palette: string[]): ChartDef[] {
   const out: ChartDef[] = [];
-  for (const row of CHARTS) {
-    if (row.section !== section) continue;
+  for (const run of runs) {
+    const items: { item: string; tag: string; s: SeriesRow; values: Record<string, string> }[] = [];
+    for (const tag of run.tags.keys()) {
+      for (const s of row.series) {
+        const values = matchRow(s, tag);
+        if (values) items.push({ item: Object.values(values)[0] ?? tag, tag, s, values });
+      }
+    }
+    if (items.length === 0) continue;
+    items.sort((a, b) => naturalCompare(a.item, b.item));
+    const def = chartDef(
+      row,
+      `${row.id}\u0000${run.run}`,
+      row.title,
+      unitOf([run], items[0].tag, row.unit),
+      items.map(({ tag, s, values }, i) => ({
+        key: `${run.run}\u0000${tag}`,
+        run: run.run,
+        tag,
+        label: fill(s.label ?? "", values),
+        ...lineStyle(s.role ?? "line", 0),
+        color: palette[i % palette.length],
+      })),
+    );
+    if (runs.length > 1) def.subtitle = { text: run.run, color: run.color };
+    out.push(def);
+  }
+  return out;
+}
+
+/** One chart per {name} (user metrics: train/X solid, val/X dashed). */
+function nameCharts(row: ChartRow, runs: RunStyle[]): ChartDef[] {
+  const names = new Set<string>();
+  for (const run of runs) {
+    for (const tag of run.tags.keys()) {
+      for (const s of row.series) {
+        const name = matchRow(s, tag)?.name;
+        if (name !== undefined) names.add(name);
+      }
+    }
+  }
+  const out: ChartDef[] = [];
+  for (const name of [...names].sort(naturalCompare)) {
     const lines: LineDef[] = [];
-    // Dashes tell a run's lines apart: the first full line is solid, the next dashed ...
-    const lineRank = new Map<VariantRow, number>();
-    for (const v of row.variants) if (!v.thin && !v.points) lineRank.set(v, lineRank.size);
     for (const run of runs) {
-      const gpus = row.gpu ? gpuIndices(run) : [null];
-      row.variants.forEach((v) => {
-        const vi = lineRank.get(v) ?? 0;
-        gpus.forEach((gpu, gi) => {
-          const tag = gpu === null ? v.tag : v.tag.replace("{gpu}", String(gpu));
-          if (!run.tags.has(tag)) return;
-          const label = gpu === null ? v.label : v.label.replace("{gpu}", String(gpu));
-          // Several GPUs: the GPU picks the dash; otherwise the variant does.
-          const dashIdx = row.gpu && gpus.length > 1 ? gi : v.thin ? 0 : vi;
-          lines.push({
-            key: `${run.run}\u0000${tag}`,
-            run: run.run,
-            tag,
-            label,
-            color: run.color,
-            dash: v.thin ? [2, 3] : DASHES[dashIdx % DASHES.length],
-            width: v.thin ? 1 : v.points ? 0 : 1.5,
-            alpha: v.thin ? 0.7 : v.points ? 0.55 : 1,
-            points: !!v.points,
-          });
+      row.series.forEach((s, vi) => {
+        const tag = fill(s.tag, { name });
+        if (!run.tags.has(tag) || matchRow(s, tag) === null) return;
+        lines.push({
+          key: `${run.run}\u0000${tag}`,
+          run: run.run,
+          tag,
+          label: fill(s.label ?? "", { name }),
+          color: run.color,
+          ...lineStyle(s.role ?? "line", vi),
         });
       });
     }
     if (lines.length === 0) continue;
-    out.push({
-      id: row.id,
-      section,
-      title: row.title,
-      description: row.description,
-      unit: unitOf(runs, lines[0].tag, row.unit),
-      range: row.range,
-      refLines: row.refLines ?? [],
-      lines,
-    });
-  }
-
-  if (section === "training") {
-    out.push(...otherMetricCharts(runs));
-    out.push(...perRunItemCharts(runs, palette, {
-      idPrefix: "gradient-layers",
-      title: "Gradient norm per layer",
-      description: "L2 norm of each layer's gradients",
-      pattern: /^gradients\/(.+)\/norm$/,
-      section: "training",
-      unit: "",
-      range: "zero",
-    }));
-  }
-  if (section === "inference") {
-    out.push(...perRunItemCharts(runs, palette, {
-      idPrefix: "stage-latency",
-      title: "Latency per stage",
-      description: "Latency of each inference stage per request",
-      pattern: /^inference\/stage\/(.+)\/latency_ms$/,
-      section: "inference",
-      unit: "ms",
-      range: "zero",
-    }));
+    const def = chartDef(row, `${row.id}-${name}`, fill(row.title, { name: humanize(name) }), unitOf(runs, lines[0].tag, row.unit), lines);
+    def.description = fill(row.description, { name });
+    out.push(def);
   }
   return out;
 }
 
-/** train/{name} and val/{name} beyond the named charts: one chart per name. */
-function otherMetricCharts(runs: RunStyle[]): ChartDef[] {
-  const names = new Set<string>();
-  for (const run of runs) {
-    for (const tag of run.tags.keys()) {
-      const m = /^(train|val)\/([^/]+)$/.exec(tag);
-      if (!m) continue;
-      if ((m[1] === "train" && KNOWN_TRAIN.has(m[2])) || (m[1] === "val" && KNOWN_VAL.has(m[2]))) continue;
-      names.add(m[2]);
-    }
-  }
+/**
+ * The charts of one section for the selected runs, in catalogue order. A
+ * chart none of whose tags any run has is left out (GPU charts are replaced
+ * by one "no GPU" card; see `gpuCardIndex`).
+ */
+export function buildCharts(section: SectionId, runs: RunStyle[], palette: string[]): ChartDef[] {
   const out: ChartDef[] = [];
-  for (const name of [...names].sort()) {
-    const lines: LineDef[] = [];
-    for (const run of runs) {
-      ["train", "val"].forEach((scope, vi) => {
-        const tag = `${scope}/${name}`;
-        if (!run.tags.has(tag)) return;
-        lines.push({
-          key: `${run.run}\u0000${tag}`, run: run.run, tag, label: scope, color: run.color,
-          dash: DASHES[vi], width: 1.5, alpha: 1, points: false,
-        });
-      });
+  for (const row of CATALOGUE.charts) {
+    if (row.section !== section) continue;
+    const layout = row.layout ?? "runs";
+    if (layout === "items") out.push(...itemCharts(row, runs, palette));
+    else if (layout === "names") out.push(...nameCharts(row, runs));
+    else {
+      const def = runsChart(row, runs);
+      if (def) out.push(def);
     }
-    out.push({
-      id: `metric-${name}`,
-      section: "training",
-      title: humanize(name),
-      description: `train/${name} solid, val/${name} dashed`,
-      unit: unitOf(runs, lines[0].tag, ""),
-      range: "auto",
-      refLines: [],
-      lines,
-    });
   }
   return out;
 }
 
-/** One chart per run with one coloured line per layer / stage. */
-function perRunItemCharts(
-  runs: RunStyle[],
-  palette: string[],
-  o: { idPrefix: string; title: string; description: string; pattern: RegExp; section: SectionId; unit: string; range: YRange },
-): ChartDef[] {
-  const out: ChartDef[] = [];
-  for (const run of runs) {
-    const items: [string, string][] = [];
-    for (const tag of run.tags.keys()) {
-      const m = o.pattern.exec(tag);
-      if (m) items.push([m[1], tag]);
-    }
-    if (items.length === 0) continue;
-    items.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    out.push({
-      id: `${o.idPrefix}\u0000${run.run}`,
-      section: o.section,
-      title: o.title,
-      subtitle: runs.length > 1 ? { text: run.run, color: run.color } : undefined,
-      description: o.description,
-      unit: o.unit,
-      range: o.range,
-      refLines: [],
-      lines: items.map(([item, tag], i) => ({
-        key: `${run.run}\u0000${tag}`, run: run.run, tag, label: item,
-        color: itemColor(palette, i), dash: [], width: 1.5, alpha: 1, points: false,
-      })),
-    });
-  }
-  return out;
+// -- GPUs ---------------------------------------------------------------------
+
+const ROW_INDEX = new Map(CATALOGUE.charts.map((c, i) => [c.id, i]));
+const FIRST_GPU_ROW = CATALOGUE.charts.findIndex((c) => c.series.some((s) => s.tag.startsWith("gpu/")));
+
+export function runHasGpu(run: RunStyle): boolean {
+  for (const tag of run.tags.keys()) if (/^gpu\/\d+\//.test(tag)) return true;
+  return false;
 }
+
+/** Where the "no GPU" card goes among a section's charts: where the GPU charts would be. */
+export function gpuCardIndex(defs: ChartDef[]): number {
+  const at = defs.findIndex((d) => (ROW_INDEX.get(d.rowId) ?? 0) >= FIRST_GPU_ROW);
+  return at >= 0 ? at : defs.length;
+}
+
+// -- fetching -----------------------------------------------------------------
 
 /** Every tag a section's charts draw for one run (plus what the x axis needs). */
 export function tagsToFetch(section: SectionId, run: RunStyle, charts: ChartDef[]): string[] {

@@ -4,11 +4,12 @@
 // links into TensorBoard's Profile tab. Nothing is computed here from raw
 // profiles; every name and message enters the DOM as text.
 
-import { toNumber, type Profiles, type ProfileHost, type ProfileSession, type ProfileSummary, type ProfileTool, type Severity } from "./api";
-import { makePanel, severityIcon, SEVERITIES, type Panel } from "./analytics";
-import type { Mark } from "./chart";
-import { clear, el } from "./dom";
-import { formatBytes, formatClock, formatDateTime, formatDuration, formatNumber } from "./format";
+import { toNumber, type Profiles, type ProfileHost, type ProfileSession, type ProfileSummary, type ProfileTool, type Severity } from "../api";
+import { makePanel, type Panel } from "./panel";
+import { severityIcon, SEVERITIES } from "./severity";
+import type { Mark } from "../chart/types";
+import { clear, el } from "../dom";
+import { formatBytes, formatClock, formatDateTime, formatDuration, formatNumber } from "../format";
 
 export const EMPTY_TEXT =
   "No profile captured yet — use mon.profile(start_step, num_steps) or MonitorCallback(profile_steps=(start, stop))";

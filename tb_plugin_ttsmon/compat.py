@@ -127,8 +127,8 @@ class TensorFlowMonitor:
 
     # -- the seed's charts (matplotlib figures of this monitor's run) ------------
 
-    def _read(self, tags: list[str]) -> dict[str, Any]:
-        """This run's series among `tags`, read back from its event files."""
+    def _read(self) -> dict[str, Any]:
+        """This run's series, read back from its event files through the read layer."""
         from tb_plugin_ttsmon.query import LogdirData
 
         if self._monitor is not None:
@@ -136,28 +136,40 @@ class TensorFlowMonitor:
         data = LogdirData(self.log_dir)
         if "." not in data.run_names():
             return {}
-        listed = {t["tag"] for t in data.reader.tags(".")["tags"]}
-        return data.reader.read(".", [t for t in tags if t in listed])
+        return data.reader.read(".")
 
-    def _figure(self, title: str, panels: list[tuple[str, list[str], float, str]]) -> Any:
+    def _figure(self, title: str, chart_ids: list[str]) -> Any:
+        """One panel per catalogue chart (`charts.json`): its title, unit and lines."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        series = self._read([t for _, tags, _, _ in panels for t in tags])
-        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.4 * len(panels)), squeeze=False)
+        from tb_plugin_ttsmon import catalogue
+
+        cat = catalogue.load()
+        series = self._read()
+        have = [t for t, s in series.items() if len(s.value)]
+        planned = {}
+        for section in {cat.chart(c).section for c in chart_ids}:
+            planned.update({p.spec.id: p for p in cat.plan(section, have)})
+        fig, axes = plt.subplots(
+            len(chart_ids), 1, figsize=(9, 2.4 * len(chart_ids)), squeeze=False
+        )
         fig.suptitle(title)
-        for ax, (name, tags, div, unit) in zip(axes[:, 0], panels):
-            for tag in tags:
-                s = series.get(tag)
-                if s is not None and len(s.value):
-                    x = (
-                        s.step
-                        if tag.startswith(("train/", "val/"))
-                        else s.wall_time - s.wall_time[0]
-                    )
-                    ax.plot(x, s.value / div, label=tag, linewidth=1.2)
+        for ax, chart_id in zip(axes[:, 0], chart_ids):
+            spec = cat.chart(chart_id)
+            by_step = cat.section(spec.section).x == "step"
+            plan = planned.get(chart_id)
+            unit, div = spec.unit or "", 1.0
+            if unit == "B":
+                unit, div = "GiB", _GIB
+            for ln in plan.lines if plan is not None else ():
+                s = series[ln.tag]
+                x = s.step if by_step else s.wall_time - s.wall_time[0]
+                style = {"linestyle": ":"} if ln.role == catalogue.ROLE_LIMIT else {}
+                ax.plot(x, s.value / div, label=ln.tag, linewidth=1.2, **style)
+            name = spec.title + (f" (100 % = {spec.percent_of})" if spec.percent_of else "")
             ax.set_title(name, fontsize=10, loc="left")
             ax.set_ylabel(unit, fontsize=8)
             ax.grid(alpha=0.3)
@@ -169,30 +181,18 @@ class TensorFlowMonitor:
         return fig
 
     def get_system_performance_chart(self) -> Any:
-        """CPU, memory and GPU over time, as a matplotlib Figure (the seed's system chart)."""
-        gpu = [f"gpu/{i}/utilization_percent" for i in range(8)]
-        gpu_mem = [f"gpu/{i}/memory_used_bytes" for i in range(8)]
+        """CPU, memory and GPU over time, as a matplotlib Figure (the seed's system chart).
+
+        Panels are the tab's charts of the same name (the catalogue, `charts.json`):
+        host CPU and process CPU apart, as their "100 %" differ.
+        """
         return self._figure(
-            "System performance",
-            [
-                ("CPU", ["system/cpu_percent", "process/cpu_percent"], 1.0, "%"),
-                ("Memory", ["system/memory_used_bytes", "process/rss_bytes"], _GIB, "GiB"),
-                ("GPU utilization", gpu, 1.0, "%"),
-                ("GPU memory", gpu_mem, _GIB, "GiB"),
-            ],
+            "System performance", ["cpu", "process-cpu", "memory", "gpu-util", "gpu-memory"]
         )
 
     def get_training_metrics_chart(self) -> Any:
         """Loss, accuracy, learning rate and gradient norm by step, as a matplotlib Figure."""
-        return self._figure(
-            "Training",
-            [
-                ("Loss", ["train/loss", "val/loss"], 1.0, ""),
-                ("Accuracy", ["train/accuracy", "val/accuracy"], 1.0, ""),
-                ("Learning rate", ["train/learning_rate"], 1.0, ""),
-                ("Gradient norm", ["train/gradient_norm"], 1.0, ""),
-            ],
-        )
+        return self._figure("Training", ["loss", "accuracy", "learning-rate", "gradient-norm"])
 
     def get_performance_heatmap(self) -> Any:
         """Sampled metrics over time buckets (each row scaled to its limit or range)."""

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tb_plugin_ttsmon import analytics
+from tb_plugin_ttsmon import analytics, catalogue
 from tb_plugin_ttsmon.query import LogdirData, encode, minmax_indices
 from tb_plugin_ttsmon.query import profiles as profiles_lib
 from tb_plugin_ttsmon.units import format_bytes
@@ -160,6 +160,7 @@ def chart(
     hlines: Sequence[tuple[float, str]] = (),
     marks: Sequence[tuple[float, str]] = (),
     logy: bool = False,
+    legend: bool = True,
 ) -> str:
     """One chart as a base64 PNG ``<figure>``.
 
@@ -173,7 +174,7 @@ def chart(
     try:
         for ln in lines:
             x, y = _thin(ln.x, ln.y)
-            ax.plot(x, y / div, label=ln.label, linewidth=1.2, **ln.style)
+            ax.plot(x, y / div, label=ln.label, **{"linewidth": 1.2, **ln.style})
         for level, label in hlines:
             ax.axhline(level / div, color="#c0392b", linestyle="--", linewidth=1, label=label)
         for i, (at, label) in enumerate(marks):
@@ -186,7 +187,7 @@ def chart(
             ax.set_ylabel(unit_shown, fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-        if len(lines) + len(hlines) + (1 if marks else 0) > 1:
+        if legend and len(lines) + len(hlines) + (1 if marks else 0) > 1:
             ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         buf = io.BytesIO()
@@ -320,79 +321,70 @@ def _facts_section(entry: Mapping[str, Any], overview: Mapping[str, Any] | None)
     return out
 
 
-def _lines(
-    data: Mapping[str, Any], tags: Sequence[str], t0: float, *, by_step: bool = False
-) -> list[Line]:
+# Lines of one chart beyond which the legend is left out (a 128-core host).
+MAX_LEGEND_LINES = 16
+
+
+def _catalogue_section(data: Mapping[str, Any], section_id: str, t0: float) -> list[str]:
+    """The charts the catalogue (`charts.json`) plans for this run's tags in one section.
+
+    The same rows as the tab's: titles, units, one "100 %" base per chart,
+    limits dotted, per-request values as dots, state lanes as steps.
+    """
+    cat = catalogue.load()
+    by_step = cat.section(section_id).x == "step"
+    xlabel = "training step" if by_step else "seconds since the first sample"
     out = []
-    for tag in tags:
-        s = data.get(tag)
-        if s is None or not len(s.value):
-            continue
-        x = s.step.astype(np.float64) if by_step else s.wall_time - t0
-        keep = np.isfinite(s.value)
-        out.append(Line(tag, x[keep], s.value[keep]))
+    for planned in cat.plan(section_id, [t for t in data if len(data[t].value)]):
+        spec = planned.spec
+        lines, marks = [], []
+        for ln in planned.lines:
+            s = data[ln.tag]
+            x = s.step.astype(np.float64) if by_step else s.wall_time - t0
+            keep = np.isfinite(s.value)
+            style: dict[str, Any] = {}
+            if ln.role == catalogue.ROLE_LIMIT:
+                style = {"linestyle": ":", "linewidth": 1.0}
+            elif ln.role == catalogue.ROLE_POINTS:
+                style = {"marker": ".", "linestyle": "none", "alpha": 0.6}
+            if spec.style == catalogue.STYLE_LANE:
+                style["drawstyle"] = "steps-post"
+            label = ln.label or ln.tag
+            lines.append(Line(label, x[keep], s.value[keep], **style))
+            if ln.tag in ("train/loss", "val/loss"):
+                bad = ~keep
+                marks += [(float(at), f"non-finite {ln.tag}") for at in x[bad].tolist()]
+        title = planned.title
+        if spec.percent_of:
+            title += f" (100 % = {spec.percent_of})"
+        if marks:
+            title += f" ({len(marks)} non-finite values marked)"
+        positive = all(len(ln.y) and float(np.min(ln.y)) > 0 for ln in lines)
+        logy = spec.id == "gradient-norm" and positive
+        out.append(
+            chart(
+                title,
+                lines,
+                xlabel=xlabel,
+                unit=planned.unit,
+                hlines=[(r.value, r.label) for r in spec.ref_lines],
+                marks=marks,
+                logy=logy,
+                legend=len(lines) <= MAX_LEGEND_LINES,
+            )
+        )
     return out
 
 
-def _unit(data: Mapping[str, Any], tags: Sequence[str]) -> str:
-    for tag in tags:
-        if tag in data:
-            return str(data[tag].unit)
-    return ""
-
-
 def _system_section(data: Mapping[str, Any], t0: float) -> str:
-    x = "seconds since the first sample"
-    groups: list[tuple[str, list[str]]] = [
-        ("CPU", ["system/cpu_percent", "process/cpu_percent"]),
-        ("Memory", ["system/memory_used_bytes", "process/rss_bytes"]),
-        ("Container", ["container/cpu_percent_of_limit", "container/memory_percent_of_limit"]),
-    ]
-    gpus = sorted({t.split("/")[1] for t in data if t.startswith("gpu/") and t.count("/") >= 2})
-    for g in gpus:
-        groups.append((f"GPU {g} utilization", [f"gpu/{g}/utilization_percent"]))
-        groups.append(
-            (
-                f"GPU {g} memory",
-                [f"gpu/{g}/memory_used_bytes", f"gpu/{g}/process_memory_used_bytes"],
-            )
-        )
-        groups.append((f"GPU {g} temperature", [f"gpu/{g}/temperature_c"]))
-        groups.append((f"GPU {g} power", [f"gpu/{g}/power_w"]))
-    groups.append(("Disk", ["system/disk_read_bytes_per_s", "system/disk_write_bytes_per_s"]))
-    groups.append(("Network", ["system/net_recv_bytes_per_s", "system/net_sent_bytes_per_s"]))
-    out = []
-    for title, tags in groups:
-        lines = _lines(data, tags, t0)
-        if lines:
-            out.append(chart(title, lines, xlabel=x, unit=_unit(data, tags)))
-    if not gpus:
+    out = _catalogue_section(data, "system", t0)
+    if out and not any(t.startswith("gpu/") for t in data):
         out.append(_none("No GPU metrics in this run."))
     return "".join(out) if out else _none("No system metrics were sampled.")
 
 
 def _training_section(data: Mapping[str, Any]) -> str:
-    out = []
-    loss_tags = ["train/loss", "val/loss"]
-    lines = _lines(data, loss_tags, 0.0, by_step=True)
-    marks: list[tuple[float, str]] = []
-    loss = data.get("train/loss")
-    if loss is not None:
-        bad = ~np.isfinite(loss.value)
-        marks = [(float(st), "non-finite loss") for st in loss.step[bad].tolist()]
-    if lines or marks:
-        title = "Loss" + (f" ({len(marks)} non-finite values marked)" if marks else "")
-        out.append(chart(title, lines, xlabel="training step", marks=marks))
-    lr = _lines(data, ["train/learning_rate"], 0.0, by_step=True)
-    if lr:
-        out.append(chart("Learning rate", lr, xlabel="training step"))
-    gn = _lines(data, ["train/gradient_norm"], 0.0, by_step=True)
-    if gn:
-        positive = all(len(ln.y) == 0 or float(np.min(ln.y)) > 0 for ln in gn)
-        out.append(chart("Gradient norm", gn, xlabel="training step", logy=positive))
-    sps = _lines(data, ["train/steps_per_s"], 0.0, by_step=True)
-    if sps:
-        out.append(chart("Training speed", sps, xlabel="training step", unit="steps/s"))
+    out = _catalogue_section(data, "training", 0.0)
     return "".join(out) if out else _none("No training metrics were logged.")
 
 
@@ -400,7 +392,6 @@ def _inference_section(data: Mapping[str, Any], t0: float) -> str:
     lat = data.get("inference/latency_ms")
     if lat is None or not len(lat.value):
         return _none("No inference requests were logged.")
-    out = []
     finite = lat.value[np.isfinite(lat.value)]
     rows: list[tuple[str, Any]] = [("requests", len(lat.value))]
     if len(finite):
@@ -413,31 +404,8 @@ def _inference_section(data: Mapping[str, Any], t0: float) -> str:
         if len(r):
             rows.append(("mean RTF", f"{float(np.mean(r)):.4g}"))
             rows.append(("requests slower than real time", int(np.sum(r > 1.0))))
-    out.append(_table(rows, ["inference", "value"]))
-    x = "seconds since the first sample"
-    lines = _lines(data, ["inference/latency_ms"], t0)
-    lines[0].style = {"marker": ".", "linestyle": "none", "alpha": 0.5}
-    lines += _lines(
-        data,
-        ["inference/latency_p50_ms", "inference/latency_p95_ms", "inference/latency_p99_ms"],
-        t0,
-    )
-    hl: list[tuple[float, str]] = []
-    if len(finite):
-        hl = [(p95, f"overall p95 {p95:.4g} ms")]
-    out.append(
-        chart("Latency per request, window p50/p95/p99", lines, xlabel=x, unit="ms", hlines=hl)
-    )
-    if rtf is not None and len(rtf.value):
-        rl = _lines(data, ["inference/rtf"], t0)
-        rl[0].style = {"marker": ".", "linestyle": "none", "alpha": 0.6}
-        out.append(chart("Real-time factor", rl, xlabel=x, hlines=[(1.0, "RTF 1.0 (real time)")]))
-    stages = sorted(t for t in data if t.startswith("inference/stage/"))
-    if stages:
-        sl = _lines(data, stages, t0)
-        for ln in sl:
-            ln.style = {"marker": ".", "linestyle": "none", "alpha": 0.6}
-        out.append(chart("Latency per stage", sl, xlabel=x, unit="ms"))
+    out = [_table(rows, ["inference", "value"])]
+    out += _catalogue_section(data, "inference", t0)
     return "".join(out)
 
 

@@ -68,13 +68,21 @@ def test_seed_charts_are_matplotlib_figures_of_the_run(tmp_path):
     heat = monitor.get_performance_heatmap()
     monitor.stop_monitoring()
     titles = [ax.get_title(loc="left") for ax in system.axes]
-    assert titles == ["CPU", "Memory", "GPU utilization", "GPU memory"]
+    # The tab's charts (the catalogue): host and process CPU apart, each with its 100 %.
+    assert titles == [
+        "CPU utilization, all cores (100 % = all cores)",
+        "Process CPU (100 % = one core)",
+        "Memory used",
+        "GPU utilization (100 % = time)",
+        "GPU memory",
+    ]
+    assert [ln.get_label() for ln in system.axes[1].lines] == ["process/cpu_percent"]
     cpu = system.axes[0].lines[0]
     assert cpu.get_label() == "system/cpu_percent" and len(cpu.get_xdata()) >= 3
     loss = training.axes[0].lines[0]
     assert loss.get_label() == "train/loss"
     assert list(loss.get_xdata()) == list(range(20))
     assert loss.get_ydata()[0] == pytest.approx(2.0)
-    assert "no data yet" in [t.get_text() for t in system.axes[2].texts]  # no GPU here
+    assert "no data yet" in [t.get_text() for t in system.axes[3].texts]  # no GPU here
     labels = [t.get_text() for t in heat.axes[0].get_yticklabels()]
     assert any("cpu" in label.lower() for label in labels)

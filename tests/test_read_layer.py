@@ -13,9 +13,11 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -297,3 +299,23 @@ def test_cli_export_spells_non_finite_values(logdir, tmp_path):
     rows = doc["series"]["train/loss"]["rows"]
     assert rows[-1][2] == "NaN"
     assert doc["facts"]["host"]["memory_total_bytes"] == "NaN"
+
+
+def test_report_charts_are_the_catalogues_and_keep_host_and_process_cpu_apart(tmp_path):
+    from tb_plugin_ttsmon import catalogue
+
+    with ttsmon.Monitor(tmp_path / "sampled", interval=0.1, writer="event", gpus=False) as mon:
+        for step in range(1, 6):
+            mon.log_training(step, loss=1.0 / step)
+        while mon.samples_taken < 4:
+            time.sleep(0.05)
+    data = LogdirData(str(tmp_path))
+    html_text = report.render_html(data, ["sampled"], profile_wait_s=0)
+    titles = re.findall(r'<img alt="([^"]*)"', html_text)
+    assert "CPU utilization, all cores (100 % = all cores)" in titles
+    assert "Process CPU (100 % = one core)" in titles
+    # Every chart the tab would plan for these tags, and no other.
+    tags = [t for t, s in data.reader.read("sampled").items() if len(s.value)]
+    cat = catalogue.load()
+    planned = [p.title for section in ("system", "training") for p in cat.plan(section, tags)]
+    assert [t.split(" (100 % = ")[0] for t in titles] == planned

@@ -2,9 +2,10 @@
 
 Headless Chromium loads the built tab (`tb_plugin_ttsmon/static/`) from a
 mocked plugin API (a local HTTP server, no TensorBoard): one run with one GPU,
-9 system charts (the training step at each sample has its own) and 4 training charts, 5000 points per series. The mock answers every
-`series` request with all 5000 points (no server-side downsampling), so each
-chart really draws 5000 points. The figure is the time from navigation start
+9 system charts (the training step at each sample has its own) and 4 training
+charts, 5000 points per series. The mock answers every `series` request
+with all 5000 points (no server-side downsampling), so each chart really
+draws 5000 points. The figure is the time from navigation start
 to the tab's first complete render (`window.__ttsmonRendered`, set after the
 frame that shows every chart), median over several page loads.
 

@@ -124,6 +124,30 @@ def _scatter(run: str, tags: list[str]) -> list[Query]:
     ]
 
 
+def _series_batch(run: str, tags: list[str]) -> list[Query]:
+    some = tags[:43] or ["train/loss"]
+    since = {t: 5 for t in some}
+    entries = [
+        [{"run": run, "tags": some}],
+        [{"run": run, "tags": some, "since_step": since, "points": 2}],
+        [{"run": run, "tags": some}, {"run": run + "-missing", "tags": some}],
+        [{"run": run, "tags": some, "since_step": {t: 2**62 for t in some}}],
+        [{"run": run, "tags": some, "points": 1}],  # 400
+        [{"run": run}],  # 400: no tags
+        {"run": run},  # 400: not a list
+    ]
+    return [[("requests", json.dumps(e))] for e in entries]
+
+
+def _since(run: str, tags: list[str]) -> list[Query]:
+    tag = tags[0] if tags else "train/loss"
+    return [
+        [("run", run), ("tag", tag), ("since_step", "0")],
+        [("run", run), ("tag", tag), ("since_step", "-5")],
+        [("run", run), ("tag", tag), ("since_step", str(2**62))],
+    ]
+
+
 def _no_query(run: str, tags: list[str]) -> list[Query]:
     return [[]]
 
@@ -135,7 +159,10 @@ VALID: dict[str, Callable[[str, list[str]], list[Query]]] = {
     "/static/*": _no_query,
     "/runs": _no_query,
     "/tags": _run_only,
-    "/series": _series,
+    "/series": lambda run, tags: _series(run, tags) + _since(run, tags),
+    "/series_batch": _series_batch,
+    "/versions": _no_query,
+    "/stats": _no_query,
     "/overview": _run_only,
     "/export": _export,
     "/alerts": _run_only,
@@ -147,7 +174,7 @@ VALID: dict[str, Callable[[str, list[str]], list[Query]]] = {
     "/profiles": _run_only,
 }
 # Routes answered once per server, not once per run.
-PER_SERVER = {"/index.js", "/static/*", "/runs"}
+PER_SERVER = {"/index.js", "/static/*", "/runs", "/versions", "/stats"}
 # The only one of STATIC_PATHS that names a file of the tab.
 SERVED_STATIC_PATHS = ("static/index.css",)
 STATIC_PATHS = (
@@ -166,7 +193,7 @@ STATIC_PATHS = (
 
 # -- hostile queries ----------------------------------------------------------------
 
-PARAMS = ("run", "tag", "points", "buckets", "x", "y", "format")
+PARAMS = ("run", "tag", "points", "buckets", "x", "y", "format", "since_step", "requests")
 UNKNOWN_PARAMS = ("foo", "Run", "run[]", "callback", "tag ", "__proto__", "experiment", "ሙከራ")
 HOSTILE_VALUES = (
     "",

@@ -10,11 +10,16 @@ encoder (`query.encode.dumps`, which spells NaN and Infinity as strings). Bad qu
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import json
 import mimetypes
 import os
 import re
 import urllib.parse
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from tensorboard import errors, plugin_util
 from tensorboard.backend import http_util
@@ -23,10 +28,17 @@ from werkzeug import wrappers
 
 from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.query import Reader, encode, profiles
+from tb_plugin_ttsmon.query.cache import ResultCache
 from tb_plugin_ttsmon.query.reader import quoted
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 DEFAULT_POINTS = 2000
+# Bound of the shared answer cache. The demo run's full answer set is about
+# 0.3 MiB; 24 runs x 43 tags of 10 000 points, every section and analytic
+# cached, about 40 MiB.
+CACHE_MAX_BYTES = 64 * 1024 * 1024
+MAX_BATCH_ENTRIES = 500
+MAX_BATCH_TAGS = 20_000
 MAX_POINTS = 100_000
 MAX_TAGS = 200
 DEFAULT_BUCKETS = 120
@@ -67,6 +79,8 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         # Profile captures are read from the file system (they are not summaries).
         self._logdir = getattr(context, "logdir", None) or ""
         self._profile_cache = profiles.SummaryCache()
+        # Answers shared by every viewer of this TensorBoard (query/cache.py).
+        self._cache = ResultCache(CACHE_MAX_BYTES)
 
     def get_plugin_apps(self) -> dict[str, Any]:
         return {
@@ -75,6 +89,9 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             "/runs": self._runs_route,
             "/tags": self._tags_route,
             "/series": self._series_route,
+            "/series_batch": self._series_batch_route,
+            "/versions": self._versions_route,
+            "/stats": self._stats_route,
             "/overview": self._overview_route,
             "/export": self._export_route,
             "/alerts": self._alerts_route,
@@ -116,36 +133,105 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     def _json(
         request: _Request, payload: Any, headers: list[tuple[str, str]] | None = None
     ) -> _Response:
-        return http_util.Respond(
-            request, encode.dumps(payload), "application/json", headers=headers
+        return _respond_json(request, encode.dumps(payload).encode("utf-8"), headers)
+
+    def _cached(
+        self,
+        request: _Request,
+        runs: Sequence[str] | None,
+        compute: Callable[[Reader], Any],
+        *,
+        slow: bool = False,
+    ) -> _Response:
+        """The answer of `compute`, shared by every viewer while `runs`' data stays the same.
+
+        The key is the route, its query and the data version of `runs`
+        (every run where None); the ETag is that key's digest, so a client
+        whose copy is current gets 304 for the price of one listing.
+        """
+        reader = self._reader(request)
+        versions = reader.data_versions(runs)
+        if runs is not None and any(r not in versions for r in runs):
+            return self._json(request, compute(reader))  # raises the readable 404
+        key = (
+            reader.experiment_id,
+            request.path,
+            tuple(request.args.items(multi=True)),
+            tuple((r, v["version"]) for r, v in versions.items()),
         )
+        etag = _etag(key)
+        if request.if_none_match.contains_weak(etag):
+            return _not_modified(etag)
+        body = self._cache.get_or_compute(
+            key, lambda: encode.dumps(compute(reader)).encode("utf-8"), slow=slow
+        )
+        return _respond_json(request, body, [("ETag", f'"{etag}"')])
 
     # -- data routes -----------------------------------------------------------
 
     @_application
+    def _versions_route(self, request: _Request) -> _Response:
+        versions = self._reader(request).data_versions()
+        body = encode.dumps({"runs": versions}).encode("utf-8")
+        etag = hashlib.blake2b(body, digest_size=12).hexdigest()
+        if request.if_none_match.contains_weak(etag):
+            return _not_modified(etag)
+        return _respond_json(request, body, [("ETag", f'"{etag}"')])
+
+    @_application
+    def _stats_route(self, request: _Request) -> _Response:
+        stats = self._cache.stats()
+        return self._json(
+            request,
+            {"cache": {**dataclasses.asdict(stats), "max_bytes": self._cache.max_bytes}},
+        )
+
+    @_application
     def _runs_route(self, request: _Request) -> _Response:
-        return self._json(request, self._reader(request).runs())
+        return self._cached(request, None, lambda r: r.runs())
 
     @_application
     def _tags_route(self, request: _Request) -> _Response:
-        return self._json(request, self._reader(request).tags(self._run(request)))
+        run = self._run(request)
+        return self._cached(request, [run], lambda r: r.tags(run))
 
     @_application
     def _series_route(self, request: _Request) -> _Response:
         run = self._run(request)
-        tags = request.args.getlist("tag")
-        if not tags:
-            raise errors.InvalidArgumentError("missing query parameter 'tag' (one or more)")
-        if len(tags) > MAX_TAGS:
-            raise errors.InvalidArgumentError(
-                f"at most {MAX_TAGS} tags per request, got {len(tags)}"
-            )
+        tags = _tags_arg(request.args.getlist("tag"))
         points = _int_arg(request, "points", DEFAULT_POINTS, 2, MAX_POINTS)
-        return self._json(request, self._reader(request).series(run, tags, points))
+        since = _since_arg(request.args.get("since_step"))
+        return self._cached(request, [run], lambda r: r.series(run, tags, points, since))
+
+    @_application
+    def _series_batch_route(self, request: _Request) -> _Response:
+        # POST like TensorBoard's own batched `timeSeries` route: 24 runs x 43
+        # tags with their `since_step` do not fit in a URL.
+        form = request.form if request.method == "POST" else request.args
+        entries = _batch_arg(form.get("requests"))
+        reader = self._reader(request)
+        versions = reader.data_versions(sorted({e.run for e in entries}))
+        parts = []
+        for e in entries:
+            version = versions.get(e.run)
+            if version is None:
+                error = f"run {quoted(e.run)} has no ttsmon data"
+                parts.append(encode.dumps({"run": e.run, "error": error}).encode("utf-8"))
+                continue
+            key = ("series_batch", reader.experiment_id, e, version["version"])
+            try:
+                parts.append(
+                    self._cache.get_or_compute(key, functools.partial(_batch_part, reader, e))
+                )
+            except (errors.NotFoundError, errors.InvalidArgumentError) as err:
+                parts.append(encode.dumps({"run": e.run, "error": str(err)}).encode("utf-8"))
+        body = b'{"results":[' + b",".join(parts) + b"]}"
+        return _respond_json(request, body)
 
     @_application
     def _overview_route(self, request: _Request) -> _Response:
-        return self._json(request, self._reader(request).overview(self._run(request)))
+        run = self._run(request)
+        return self._cached(request, [run], lambda r: r.overview(run))
 
     @_application
     def _export_route(self, request: _Request) -> _Response:
@@ -161,11 +247,12 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             )
         return self._json(request, reader.export_json(run), headers)
 
-    # -- analytics routes (issue 4) ----------------------------------------------
+    # -- analytics routes (issue 4): computed off the request thread, shared -----
 
     @_application
     def _alerts_route(self, request: _Request) -> _Response:
-        return self._json(request, self._reader(request).alerts(self._run(request)))
+        run = self._run(request)
+        return self._cached(request, [run], lambda r: r.alerts(run))
 
     @_application
     def _anomalies_route(self, request: _Request) -> _Response:
@@ -175,13 +262,13 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             raise errors.InvalidArgumentError(
                 f"at most {MAX_TAGS} tags per request, got {len(tags)}"
             )
-        return self._json(request, self._reader(request).anomalies(run, tags or None))
+        return self._cached(request, [run], lambda r: r.anomalies(run, tags or None), slow=True)
 
     @_application
     def _heatmap_route(self, request: _Request) -> _Response:
         run = self._run(request)
         buckets = _int_arg(request, "buckets", DEFAULT_BUCKETS, 2, MAX_BUCKETS)
-        return self._json(request, self._reader(request).heatmap(run, buckets))
+        return self._cached(request, [run], lambda r: r.heatmap(run, buckets), slow=True)
 
     @_application
     def _correlation_route(self, request: _Request) -> _Response:
@@ -192,7 +279,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
                 f"query parameter 'tag' must name 2 to {MAX_CORRELATION_TAGS} different "
                 f"series, got {len(tags)}"
             )
-        return self._json(request, self._reader(request).correlation(run, tags))
+        return self._cached(request, [run], lambda r: r.correlation(run, tags), slow=True)
 
     @_application
     def _scatter_route(self, request: _Request) -> _Response:
@@ -201,11 +288,12 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         if x is None or y is None:
             raise errors.InvalidArgumentError("missing query parameter 'x' or 'y' (a tag each)")
         points = _int_arg(request, "points", DEFAULT_POINTS, 2, MAX_POINTS)
-        return self._json(request, self._reader(request).scatter(run, x, y, points))
+        return self._cached(request, [run], lambda r: r.scatter(run, x, y, points), slow=True)
 
     @_application
     def _findings_route(self, request: _Request) -> _Response:
-        return self._json(request, self._reader(request).findings(self._run(request)))
+        run = self._run(request)
+        return self._cached(request, [run], lambda r: r.findings(run), slow=True)
 
     # -- profiler routes (issue 5) ------------------------------------------------
 
@@ -239,6 +327,96 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         with open(path, "rb") as f:
             data = f.read()
         return http_util.Respond(request, data, mimetype)
+
+
+def _respond_json(
+    request: _Request, body: bytes, headers: list[tuple[str, str]] | None = None
+) -> _Response:
+    return http_util.Respond(request, body, "application/json", headers=headers)
+
+
+def _etag(key: object) -> str:
+    return hashlib.blake2b(repr(key).encode("utf-8"), digest_size=12).hexdigest()
+
+
+def _not_modified(etag: str) -> _Response:
+    return _Response(
+        status=304,
+        headers=[("ETag", f'"{etag}"'), ("Cache-Control", "no-cache, must-revalidate")],
+    )
+
+
+def _tags_arg(tags: list[str]) -> list[str]:
+    if not tags:
+        raise errors.InvalidArgumentError("missing query parameter 'tag' (one or more)")
+    if len(tags) > MAX_TAGS:
+        raise errors.InvalidArgumentError(f"at most {MAX_TAGS} tags per request, got {len(tags)}")
+    return tags
+
+
+def _since_arg(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not re.fullmatch(r"-?\d{1,19}", raw):
+        raise errors.InvalidArgumentError(
+            f"query parameter 'since_step' must be an integer, got {quoted(raw)}"
+        )
+    return int(raw)
+
+
+class _BatchEntry(NamedTuple):
+    """One run's part of a `series_batch` request (hashable: a cache key)."""
+
+    run: str
+    tags: tuple[str, ...]
+    points: int
+    since_step: tuple[tuple[str, int], ...]
+
+    def since(self) -> dict[str, int] | None:
+        return dict(self.since_step) or None
+
+
+def _batch_part(reader: Reader, e: _BatchEntry) -> bytes:
+    return encode.dumps(reader.series(e.run, list(e.tags), e.points, e.since())).encode("utf-8")
+
+
+def _batch_arg(raw: str | None) -> list[_BatchEntry]:
+    """The entries of a `series_batch` request (see http_api.md)."""
+    if not raw:
+        raise errors.InvalidArgumentError("missing field 'requests' (a JSON list)")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise errors.InvalidArgumentError("field 'requests' is not valid JSON") from None
+    if not isinstance(doc, list) or not 1 <= len(doc) <= MAX_BATCH_ENTRIES:
+        raise errors.InvalidArgumentError(
+            f"field 'requests' must be a list of 1 to {MAX_BATCH_ENTRIES} entries"
+        )
+    out, total = [], 0
+    for i, item in enumerate(doc):
+        where = f"requests[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("run"), str):
+            raise errors.InvalidArgumentError(f"{where} must be an object with a 'run' string")
+        tags = item.get("tags")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise errors.InvalidArgumentError(f"{where}.tags must be a list of tag strings")
+        _tags_arg(tags)
+        total += len(tags)
+        points = item.get("points", DEFAULT_POINTS)
+        if not isinstance(points, int) or isinstance(points, bool) or not 2 <= points <= MAX_POINTS:
+            raise errors.InvalidArgumentError(
+                f"{where}.points must be an integer from 2 to {MAX_POINTS}"
+            )
+        since = item.get("since_step") or {}
+        if not isinstance(since, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in since.items()
+        ):
+            raise errors.InvalidArgumentError(f"{where}.since_step must map tags to integer steps")
+        out.append(_BatchEntry(item["run"], tuple(tags), points, tuple(sorted(since.items()))))
+    if total > MAX_BATCH_TAGS:
+        raise errors.InvalidArgumentError(f"at most {MAX_BATCH_TAGS} tags per batch, got {total}")
+    return out
 
 
 def _int_arg(request: _Request, name: str, default: int, low: int, high: int) -> int:

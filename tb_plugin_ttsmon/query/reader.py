@@ -13,9 +13,10 @@ Rust loader.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,13 @@ def quoted(value: object) -> str:
     return f"{text[: MAX_QUOTED_CHARS - 1]}… ({len(str(value))} characters)"
 
 
+def _with_last(index: np.ndarray, n: int) -> np.ndarray:
+    """`index` (ascending) with the last position ``n - 1`` added if missing."""
+    if n and (not len(index) or index[-1] != n - 1):
+        return np.append(index, n - 1)
+    return index
+
+
 def process_starts(facts: Sequence[Any]) -> int:
     """How many processes wrote these run-facts documents.
 
@@ -114,6 +122,11 @@ class Reader:
         self._provider = data_provider
         self._ctx = ctx
         self._eid = experiment_id
+
+    @property
+    def experiment_id(self) -> str:
+        """The experiment this reader reads (part of every cache key)."""
+        return self._eid
 
     # -- listing ---------------------------------------------------------------
 
@@ -234,18 +247,81 @@ class Reader:
             out[tag] = Series(payload.unit, payload.kind, data.get(tag, []))
         return out
 
-    def series(self, run: str, tags: Sequence[str], points: int) -> dict[str, Any]:
-        """Rows of `tags`, each downsampled to about `points` (spikes kept)."""
+    def series(
+        self,
+        run: str,
+        tags: Sequence[str],
+        points: int,
+        since_step: Mapping[str, int] | int | None = None,
+    ) -> dict[str, Any]:
+        """Rows of `tags`, each downsampled to about `points` (spikes kept).
+
+        Args:
+          since_step: Only rows with a step above it (per tag, or one for
+            all): what a client that holds a series up to that step lacks.
+            A series whose last step is below it has been reset (a job
+            restarted from an earlier checkpoint replaces the later steps)
+            and comes whole, with ``"reset": true``.
+
+        The last point of a series is always among the rows, so its step is
+        where the next ``since_step`` starts: increments meet without gaps
+        or repeats.
+        """
         out = {}
         for tag, s in self.read(run, tags).items():
-            index = minmax_indices(s.value, points) if len(s.value) > points else None
-            out[tag] = {
+            since = since_step.get(tag) if isinstance(since_step, Mapping) else since_step
+            index: np.ndarray | None = None
+            reset = False
+            n = len(s.value)
+            last_step = int(s.step[-1]) if n else None
+            if since is not None and n:
+                if last_step is not None and last_step < since:
+                    reset = True
+                else:
+                    index = np.flatnonzero(s.step > since)
+            if index is None and n > points:
+                index = _with_last(minmax_indices(s.value, points), n)
+            elif index is not None and len(index) > points:
+                index = index[_with_last(minmax_indices(s.value[index], points), len(index))]
+            entry: dict[str, Any] = {
                 "unit": s.unit,
                 "kind": s.kind,
-                "total": len(s.value),
+                "total": n,
+                "last_step": last_step,
                 "rows": s.rows(index),
             }
+            if since is not None:
+                entry["since_step"] = since
+                entry["reset"] = reset
+            out[tag] = entry
         return {"run": run, "points": points, "series": out}
+
+    def data_versions(self, runs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """A cheap version of each run's data, from the data provider's listing only.
+
+        The version changes whenever a series or document of the run gains a
+        point (its last step or wall time moves), so it keys every cached
+        answer about the run (`query.cache`).
+
+        Returns:
+          ``{run: {"version": hex string, "last_wall_time_s": float | None}}``
+          for the runs (of `runs`, default all) that hold ttsmon data.
+        """
+        scalars = self._list_scalars(runs)
+        tensors = self._list_tensors(runs)
+        out = {}
+        for run in sorted(set(scalars) | set(tensors)):
+            digest = hashlib.blake2b(digest_size=8)
+            last_wall: float | None = None
+            for kind, listing in (("s", scalars.get(run, {})), ("t", tensors.get(run, {}))):
+                for tag in sorted(listing):
+                    ts = listing[tag]
+                    digest.update(f"{kind}{tag}\0{ts.max_step}\0{ts.max_wall_time!r}\n".encode())
+                    wall = ts.max_wall_time
+                    if isinstance(wall, float) and math.isfinite(wall):
+                        last_wall = wall if last_wall is None else max(last_wall, wall)
+            out[run] = {"version": digest.hexdigest(), "last_wall_time_s": last_wall}
+        return out
 
     def overview(self, run: str) -> dict[str, Any]:
         """Latest sampled values, facts, model facts and how much was recorded."""
@@ -375,9 +451,7 @@ class Reader:
             if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
                 memory_total = float(value)
         latest = facts[-1] if facts and isinstance(facts[-1], dict) else None
-        out = analytics.heatmap(
-            data, buckets, host_memory_total_bytes=memory_total, facts=latest
-        )
+        out = analytics.heatmap(data, buckets, host_memory_total_bytes=memory_total, facts=latest)
         return {"run": run, **out}
 
     def correlation(self, run: str, tags: Sequence[str]) -> dict[str, Any]:

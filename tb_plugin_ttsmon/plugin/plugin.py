@@ -38,6 +38,9 @@ DEFAULT_POINTS = 2000
 # cached, about 40 MiB.
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 MAX_BATCH_ENTRIES = 500
+# A model with hundreds of parameter tensors (IndexTTS2's GPT) has as many
+# gradients/{layer}/norm series in one run.
+MAX_BATCH_ENTRY_TAGS = 2000
 MAX_BATCH_TAGS = 20_000
 MAX_POINTS = 100_000
 MAX_TAGS = 200
@@ -400,7 +403,10 @@ def _batch_arg(raw: str | None) -> list[_BatchEntry]:
         tags = item.get("tags")
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise errors.InvalidArgumentError(f"{where}.tags must be a list of tag strings")
-        _tags_arg(tags)
+        if not 1 <= len(tags) <= MAX_BATCH_ENTRY_TAGS:
+            raise errors.InvalidArgumentError(
+                f"{where}.tags must name 1 to {MAX_BATCH_ENTRY_TAGS} tags, got {len(tags)}"
+            )
         total += len(tags)
         points = item.get("points", DEFAULT_POINTS)
         if not isinstance(points, int) or isinstance(points, bool) or not 2 <= points <= MAX_POINTS:

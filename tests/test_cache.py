@@ -23,6 +23,8 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from test_plugin import _client, _strict_json
 
 from tb_plugin_ttsmon import analytics, metadata
+from tb_plugin_ttsmon.plugin import plugin as plugin_mod
+from tb_plugin_ttsmon.query import Reader
 from tb_plugin_ttsmon.query.cache import ResultCache
 from tb_plugin_ttsmon.recorder import writers
 
@@ -136,7 +138,9 @@ class _Live:
 
 
 @pytest.fixture
-def live(tmp_path):
+def live(tmp_path, monkeypatch):
+    # Each request sees a reload at once (the shared listing lives 1 s otherwise).
+    monkeypatch.setattr(plugin_mod, "VERSIONS_TTL_S", 0.0)
     _write(tmp_path / "a", 1, 100)
     _write(tmp_path / "b", 1, 50)
     return _Live(str(tmp_path)), tmp_path
@@ -173,6 +177,22 @@ def test_versions_change_only_for_the_run_that_grew(live):
     v2 = _strict_json(lv.get("versions").get_data())["runs"]
     assert v2["a"] == v1["a"] and v2["b"]["version"] != v1["b"]["version"]
     assert v2["b"]["last_wall_time_s"] == pytest.approx(T0 + 60.5)
+
+
+def test_one_listing_of_the_data_versions_serves_a_burst_of_requests(live, monkeypatch):
+    lv, _ = live
+    monkeypatch.setattr(plugin_mod, "VERSIONS_TTL_S", 60.0)
+    calls = []
+    real = Reader.data_versions
+
+    def counting(self, runs=None):
+        calls.append(runs)
+        return real(self, runs)
+
+    monkeypatch.setattr(Reader, "data_versions", counting)
+    for route in ("versions", "runs", "overview", "tags", "series"):
+        assert lv.get(route, run="a", tag="train/loss").status_code == 200
+    assert calls == [None]  # one listing of every run, shared
 
 
 def test_two_viewers_share_one_findings_computation(live, monkeypatch):

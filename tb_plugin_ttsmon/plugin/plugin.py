@@ -17,6 +17,8 @@ import json
 import mimetypes
 import os
 import re
+import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -37,6 +39,8 @@ DEFAULT_POINTS = 2000
 # 0.3 MiB; 24 runs x 43 tags of 10 000 points, every section and analytic
 # cached, about 40 MiB.
 CACHE_MAX_BYTES = 64 * 1024 * 1024
+# How long one listing of the data versions serves every request (seconds).
+VERSIONS_TTL_S = 1.0
 MAX_BATCH_ENTRIES = 500
 # A model with hundreds of parameter tensors (IndexTTS2's GPT) has as many
 # gradients/{layer}/norm series in one run.
@@ -84,6 +88,8 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         self._profile_cache = profiles.SummaryCache()
         # Answers shared by every viewer of this TensorBoard (query/cache.py).
         self._cache = ResultCache(CACHE_MAX_BYTES)
+        self._versions_lock = threading.Lock()
+        self._versions_memo: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
 
     def get_plugin_apps(self) -> dict[str, Any]:
         return {
@@ -138,6 +144,36 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     ) -> _Response:
         return _respond_json(request, encode.dumps(payload).encode("utf-8"), headers)
 
+    def _data_versions(
+        self, reader: Reader, runs: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        """`Reader.data_versions` of `runs` (all where None), one listing per `VERSIONS_TTL_S`.
+
+        Every request of every viewer starts by asking the data versions; a
+        listing through the Rust data server costs tens of milliseconds, so
+        one listing of all runs is shared for a moment. TensorBoard itself
+        reloads every few seconds (`--reload_interval`), so the answers are
+        no staler than the loader's.
+        """
+        now = time.monotonic()
+        eid = reader.experiment_id
+        with self._versions_lock:
+            memo = self._versions_memo.get(eid)
+            if memo is None or now - memo[0] > VERSIONS_TTL_S:
+                memo = None
+        if memo is None:
+            memo = (now, reader.data_versions())
+            with self._versions_lock:
+                self._versions_memo[eid] = memo
+        every = memo[1]
+        if runs is None:
+            return every
+        missing = [r for r in runs if r not in every]
+        if missing:
+            # A run that appeared within the TTL: ask for it alone.
+            every = {**every, **reader.data_versions(missing)}
+        return {r: every[r] for r in runs if r in every}
+
     def _cached(
         self,
         request: _Request,
@@ -153,7 +189,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         whose copy is current gets 304 for the price of one listing.
         """
         reader = self._reader(request)
-        versions = reader.data_versions(runs)
+        versions = self._data_versions(reader, runs)
         if runs is not None and any(r not in versions for r in runs):
             return self._json(request, compute(reader))  # raises the readable 404
         key = (
@@ -174,7 +210,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
 
     @_application
     def _versions_route(self, request: _Request) -> _Response:
-        versions = self._reader(request).data_versions()
+        versions = self._data_versions(self._reader(request), None)
         body = encode.dumps({"runs": versions}).encode("utf-8")
         etag = hashlib.blake2b(body, digest_size=12).hexdigest()
         if request.if_none_match.contains_weak(etag):
@@ -213,7 +249,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         form = request.form if request.method == "POST" else request.args
         entries = _batch_arg(form.get("requests"))
         reader = self._reader(request)
-        versions = reader.data_versions(sorted({e.run for e in entries}))
+        versions = self._data_versions(reader, sorted({e.run for e in entries}))
         parts = []
         for e in entries:
             version = versions.get(e.run)

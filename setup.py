@@ -29,6 +29,8 @@ setup(
         "werkzeug>=2.2",
         "numpy>=1.23",
         "matplotlib>=3.6",  # charts of `ttsmon report` (static HTML)
+        # CRC32C in C for the event files' record framing (TensorBoard's is pure Python).
+        "google-crc32c>=1.5",
     ],
     extras_require={
         "tf": ["tensorflow>=2.16"],

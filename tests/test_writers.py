@@ -231,3 +231,22 @@ def test_event_files_of_one_second_sort_in_the_order_they_were_opened(tmp_path, 
     with python_provider(str(tmp_path)) as provider:
         steps = [p[0] for p in read_scalars(provider, ".")["train/loss"].points]
     assert steps == list(range(12))
+
+
+def test_record_framing_matches_tensorboards_byte_for_byte():
+    import io
+    import random
+
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    rng = random.Random(7)
+    records = [b"", b"x", bytes(range(256)) * 5] + [
+        rng.randbytes(rng.randrange(1, 5000)) for _ in range(50)
+    ]
+    ours, theirs = io.BytesIO(), io.BytesIO()
+    write = writers.record_framer(ours)
+    reference = RecordWriter(theirs)
+    for data in records:
+        write(data)
+        reference.write(data)
+    assert ours.getvalue() == theirs.getvalue()

@@ -27,7 +27,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -297,7 +297,6 @@ class EventFileSummaryWriter(SummaryWriter):
     def __init__(self, logdir: str, flush_s: float = DEFAULT_FLUSH_S) -> None:
         super().__init__(logdir, flush_s)
         from tensorboard.compat import tf as tb_tf
-        from tensorboard.summary.writer.record_writer import RecordWriter
 
         _check_local_dir_writable(logdir)
         tb_tf.io.gfile.makedirs(logdir)
@@ -309,7 +308,7 @@ class EventFileSummaryWriter(SummaryWriter):
         )
         self.path: str = os.path.join(logdir, name) + FILENAME_SUFFIX
         self._guard = _GuardedFile(tb_tf.io.gfile.GFile(self.path, "wb"))
-        self._records = RecordWriter(self._guard)
+        self._write_record = record_framer(self._guard)
         # Events for the writer thread. A deque, not a queue.Queue: appending
         # takes no lock and wakes no thread, so a write costs the caller
         # next to nothing; the thread wakes on its own to drain it.
@@ -383,7 +382,7 @@ class EventFileSummaryWriter(SummaryWriter):
                 if isinstance(item, bytes):
                     if self._guard.error is None:
                         try:
-                            self._records.write(item)
+                            self._write_record(item)
                         except Exception as err:  # framing failed: keep it like a file error
                             self._guard.error = err
                     unflushed = True
@@ -400,6 +399,43 @@ class EventFileSummaryWriter(SummaryWriter):
                     self._guard.flush()
                     unflushed = False
                 next_flush_s = time.monotonic() + self.flush_s
+
+
+# TFRecord's CRC mask (TensorFlow's lib/hash/crc32c.h).
+_CRC_MASK_DELTA = 0xA282EAD8
+
+
+def record_framer(file: Any) -> Callable[[bytes], None]:
+    """A function that writes one TFRecord (length, CRC, data, CRC) of its bytes to `file`.
+
+    TensorBoard's `RecordWriter` computes the CRC32C in pure Python, about
+    0.1 ms per kilobyte: 90 % of the event writer's CPU, taken from the
+    training process (bench/write_cost.py). `google-crc32c`'s C code gives
+    the same checksums a thousand times faster; without it (or with only
+    its Python fallback) TensorBoard's framer is used.
+    """
+    try:
+        import google_crc32c
+
+        fast = getattr(google_crc32c, "implementation", "") == "c"
+    except ImportError:
+        fast = False
+    if not fast:
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        return RecordWriter(file).write
+    crc = google_crc32c.value
+    pack_length, pack_crc = struct.Struct("<Q").pack, struct.Struct("<I").pack
+
+    def masked(data: bytes) -> bytes:
+        c = crc(data)
+        return pack_crc(((c >> 15 | c << 17) + _CRC_MASK_DELTA) & 0xFFFFFFFF)
+
+    def write(data: bytes) -> None:
+        header = pack_length(len(data))
+        file.write(header + masked(header) + data + masked(data))
+
+    return write
 
 
 def _summary_field(summary_bytes: bytes) -> bytes:

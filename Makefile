@@ -77,6 +77,8 @@ bench: $(STAMP)
 	$(PY) bench/write_cost.py
 	$(PY) bench/sampler_cost.py
 	$(PY) bench/step_overhead.py
+	$(PY) bench/plugin_read.py --quick
+	$(PY) bench/analytics.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -314,3 +314,17 @@ def test_increments_from_a_live_tensorboard_have_no_gaps_or_repeats(tmp_path, lo
         assert held["system/cpu_percent"] == [
             metadata.sample_step(T0 + s + 0.5) for s in range(1, 91)
         ]
+
+
+def test_analytics_of_a_growing_run_are_recomputed_at_most_so_often(live, monkeypatch):
+    lv, root = live
+    monkeypatch.setattr(plugin_mod, "ANALYTICS_MAX_AGE_S", 3600.0)
+    first = lv.get("anomalies", run="a")
+    _write(root / "a", 101, 110)
+    lv.mux.Reload()
+    # Within the age bound: the same answer (a 304 for its holder), while the
+    # series and the overview are current.
+    assert lv.get("anomalies", etag=first.headers["ETag"], run="a").status_code == 304
+    assert _strict_json(lv.get("overview", run="a").get_data())["training"]["last_step"] == 110
+    monkeypatch.setattr(plugin_mod, "ANALYTICS_MAX_AGE_S", 0.0)
+    assert lv.get("anomalies", etag=first.headers["ETag"], run="a").status_code == 200

@@ -143,6 +143,119 @@ export async function fetchOverview(run: string, signal?: AbortSignal): Promise<
   return getJson<Overview>(`./overview?${query([["run", run]])}`, signal);
 }
 
+/** One run's data version (`GET versions`): it changes whenever any of its series gains a point. */
+export interface RunVersion {
+  version: string;
+  last_wall_time_s: number | null;
+}
+
+/**
+ * Every run's data version. The answer carries an ETag and `Cache-Control:
+ * no-cache`, so the browser's HTTP cache revalidates it with If-None-Match
+ * on its own: an idle refresh is one 304 (hence no `cache: "no-store"`).
+ */
+export async function fetchVersions(signal?: AbortSignal): Promise<Map<string, RunVersion>> {
+  const body = await getJson<{ runs: Record<string, RunVersion> }>("./versions", signal);
+  return new Map(Object.entries(body.runs ?? {}));
+}
+
+/** One series of a `series` / `series_batch` answer. */
+export interface SeriesPart extends Series {
+  /** the step of the series' last kept point on the server (null: no points) */
+  lastStep: number | null;
+  /** the rows replace what the client held (the series was reset, or asked whole) */
+  reset: boolean;
+}
+
+interface RawSeries {
+  unit: string;
+  kind: string;
+  total: number;
+  rows: RawRow[];
+  last_step?: number | null;
+  since_step?: number;
+  reset?: boolean;
+}
+
+function parseSeries(tag: string, s: RawSeries): SeriesPart {
+  const n = s.rows.length;
+  const wall = new Float64Array(n);
+  const step = new Float64Array(n);
+  const value = new Float64Array(n);
+  for (let j = 0; j < n; j++) {
+    const r = s.rows[j];
+    wall[j] = r[0];
+    step[j] = r[1];
+    value[j] = toNumber(r[2]);
+  }
+  const lastStep = s.last_step ?? (n ? step[n - 1] : null);
+  return { tag, unit: s.unit, kind: s.kind, total: s.total, wall, step, value, lastStep, reset: s.since_step === undefined || s.reset === true };
+}
+
+/** One run's part of a `series_batch` request. */
+export interface BatchEntry {
+  run: string;
+  tags: string[];
+  points: number;
+  /** tag -> the last step the client holds: only newer rows come */
+  since_step?: Record<string, number>;
+}
+
+/** The API's limits on one `series_batch` request. */
+export const MAX_BATCH_ENTRIES = 500;
+export const MAX_BATCH_TAGS = 20_000;
+
+/**
+ * Series of many runs in one `POST series_batch` (split only where the
+ * API's limits demand). Results come back per entry, in order: a map of
+ * series, or an error message for a run or tag that vanished.
+ */
+export async function fetchSeriesBatch(entries: BatchEntry[], signal?: AbortSignal): Promise<(Map<string, SeriesPart> | string)[]> {
+  // Entries of more than MAX_TAGS_PER_REQUEST tags are split first.
+  const flat: { entry: BatchEntry; index: number }[] = [];
+  entries.forEach((e, index) => {
+    for (let i = 0; i < e.tags.length; i += MAX_TAGS_PER_REQUEST) {
+      const tags = e.tags.slice(i, i + MAX_TAGS_PER_REQUEST);
+      const since = e.since_step ? Object.fromEntries(tags.filter((t) => t in e.since_step!).map((t) => [t, e.since_step![t]])) : undefined;
+      flat.push({ entry: { run: e.run, tags, points: e.points, ...(since && Object.keys(since).length ? { since_step: since } : {}) }, index });
+    }
+  });
+  const out: (Map<string, SeriesPart> | string)[] = entries.map(() => new Map<string, SeriesPart>());
+  let start = 0;
+  while (start < flat.length) {
+    let end = start;
+    let tags = 0;
+    while (end < flat.length && end - start < MAX_BATCH_ENTRIES && tags + flat[end].entry.tags.length <= MAX_BATCH_TAGS) {
+      tags += flat[end].entry.tags.length;
+      end++;
+    }
+    const chunk = flat.slice(start, end);
+    const resp = await fetch("./series_batch", {
+      method: "POST",
+      signal,
+      headers: { Accept: "application/json" },
+      body: new URLSearchParams({ requests: JSON.stringify(chunk.map((c) => c.entry)) }),
+    });
+    if (!resp.ok) {
+      const text = (await resp.text().catch(() => "")).trim();
+      throw new HttpError(resp.status, `${resp.status} ${resp.statusText}: ${text || "series_batch"}`);
+    }
+    const body = (await resp.json()) as { results: ({ series?: Record<string, RawSeries>; error?: string } | null)[] };
+    chunk.forEach((c, i) => {
+      const result = body.results?.[i];
+      const into = out[c.index];
+      if (typeof into === "string") return;
+      if (!result || result.error !== undefined || !result.series) {
+        out[c.index] = result?.error ?? "no answer";
+        return;
+      }
+      for (const [tag, s] of Object.entries(result.series)) into.set(tag, parseSeries(tag, s));
+    });
+    start = end;
+  }
+  return out;
+}
+
 /** The API's limit on tags per `series` request. */
 export const MAX_TAGS_PER_REQUEST = 200;
 
@@ -159,22 +272,8 @@ export async function fetchSeries(
     const params: [string, string | number][] = [["run", run]];
     for (const t of chunk) params.push(["tag", t]);
     params.push(["points", points]);
-    const body = await getJson<{
-      series: Record<string, { unit: string; kind: string; total: number; rows: RawRow[] }>;
-    }>(`./series?${query(params)}`, signal);
-    for (const [tag, s] of Object.entries(body.series ?? {})) {
-      const n = s.rows.length;
-      const wall = new Float64Array(n);
-      const step = new Float64Array(n);
-      const value = new Float64Array(n);
-      for (let j = 0; j < n; j++) {
-        const r = s.rows[j];
-        wall[j] = r[0];
-        step[j] = r[1];
-        value[j] = toNumber(r[2]);
-      }
-      out.set(tag, { tag, unit: s.unit, kind: s.kind, total: s.total, wall, step, value });
-    }
+    const body = await getJson<{ series: Record<string, RawSeries> }>(`./series?${query(params)}`, signal);
+    for (const [tag, s] of Object.entries(body.series ?? {})) out.set(tag, parseSeries(tag, s));
   }
   return out;
 }

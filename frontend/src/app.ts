@@ -1,8 +1,24 @@
 // The tab: header (runs, x axis, refresh), overview strip, and the System,
-// Training and Inference sections of charts. All state lives here; refreshes
-// fetch everything for the selected runs and redraw in place.
+// Training and Inference sections of charts. All state lives here; a refresh
+// asks only what changed (the runs' data versions first, then the new rows of
+// the runs that moved) and redraws in place.
 
-import { fetchOverview, fetchRuns, fetchSeries, fetchTags, type AlertEvent, type RunInfo, type Series, type TagInfo } from "./api";
+import {
+  fetchOverview,
+  fetchProfiles,
+  fetchRuns,
+  fetchSeriesBatch,
+  fetchTags,
+  fetchVersions,
+  HttpError,
+  toNumber,
+  type AlertEvent,
+  type BatchEntry,
+  type RunInfo,
+  type RunVersion,
+  type Series,
+  type TagInfo,
+} from "./api";
 import { ChartGroup } from "./chart/group";
 import { clear, el, setText } from "./dom";
 import { overviewCard } from "./overview";
@@ -17,7 +33,9 @@ import { connectToHost, DATA_RELOADED, RUNS_CHANGED } from "./tbhost";
 import { DARK, LIGHT, watchDarkMode, type Theme } from "./theme";
 import { RunClock, X_MODES, type XMode } from "./xaxis";
 import { RunMarks } from "./app/marks";
-import { fetchAnalytics, type RunData } from "./app/rundata";
+import { capSeries, lastStepOf, mergeSeries, minmaxIndices } from "./app/live";
+import { MANY_SERIES_POINTS, manySeriesTags } from "./chart/many";
+import { fetchAnalytics, profilesPending, type RunData } from "./app/rundata";
 import { ChartSection } from "./app/section";
 import { save, store } from "./app/store";
 import { Toolbar } from "./app/toolbar";
@@ -32,6 +50,12 @@ declare global {
     /** For tests and the bench: performance.now() when the first full render was drawn. */
     __ttsmonRendered?: number;
     __ttsmon?: { refreshes: number; renders: number; errors: string[] };
+    /** For tests: the series the tab holds (what its charts draw), and the browser's downsampler. */
+    __ttsmonLive?: {
+      series(run: string, tag: string): { step: number[]; wall: number[]; value: number[]; total: number } | null;
+      minmaxIndices(values: (number | string | null)[], maxPoints: number): number[];
+      capSeries(values: number[], maxPoints: number): number[];
+    };
   }
 }
 
@@ -57,6 +81,14 @@ export class App {
   private readonly colors = new Map<string, string>();
   private selected: Set<string> | null = null;
   private data = new Map<string, RunData>();
+  /** per run, the data version its held data was loaded at */
+  private readonly loaded = new Map<string, string>();
+  /** the run names `runs` was last asked for (null: ask every refresh) */
+  private runsKey: string | null = null;
+  /** the run versions when `runs` was last asked */
+  private runsVersions = new Map<string, string>();
+  /** the user chose the selection (an empty one included) */
+  private userChose = false;
   private xMode: XMode;
   private auto: boolean;
   private collapsed: Set<string>;
@@ -71,6 +103,18 @@ export class App {
   constructor(root: HTMLElement) {
     this.root = root;
     window.__ttsmon = this.stats;
+    window.__ttsmonLive = {
+      series: (run, tag) => {
+        const s = this.data.get(run)?.series.get(tag);
+        return s ? { step: [...s.step], wall: [...s.wall], value: [...s.value], total: s.total } : null;
+      },
+      minmaxIndices: (values, maxPoints) => minmaxIndices(Float64Array.from(values, toNumber), maxPoints),
+      capSeries: (values, maxPoints) => {
+        const v = Float64Array.from(values);
+        const steps = Float64Array.from(values, (_, i) => i);
+        return [...capSeries({ tag: "", unit: "", kind: "", total: v.length, wall: steps, step: steps, value: v }, maxPoints).step];
+      },
+    };
     this.xMode = store<XMode>("xMode", "wall");
     if (!X_MODES.some((m) => m.id === this.xMode)) this.xMode = "wall";
     this.auto = store<boolean>("autoRefresh", true);
@@ -82,6 +126,7 @@ export class App {
     // -- header --
     this.picker = new RunPicker((sel) => {
       this.selected = sel;
+      this.userChose = true;
       save("selected", [...sel]);
       void this.refresh();
     });
@@ -149,7 +194,7 @@ export class App {
     }, AUTO_REFRESH_MS);
     this.watchFrameVisibility();
     window.setInterval(() => this.toolbar.showUpdated(this.lastUpdated), 1000);
-    void this.refresh();
+    this.refreshIfVisible();
   }
 
   /** Refreshes now, or (while the tab is hidden) once it is shown again. */
@@ -166,7 +211,12 @@ export class App {
         void this.refresh();
       }
     };
-    document.addEventListener("visibilitychange", onShow);
+    document.addEventListener("visibilitychange", () => {
+      // Page Visibility API: nothing is asked while hidden; shown again, the
+      // tab refreshes at once.
+      if (document.visibilityState === "hidden") this.stale = true;
+      else onShow();
+    });
     try {
       const frame = window.frameElement;
       if (frame) new MutationObserver(onShow).observe(frame, { attributes: true, attributeFilter: ["style"] });
@@ -261,17 +311,46 @@ export class App {
     return Math.min(100_000, Math.max(200, Math.round(colW * 2)));
   }
 
+  /**
+   * One refresh. It asks `versions` first (one 304 when nothing changed) and
+   * then only about the selected runs whose version moved: their tags,
+   * overview and analytics (each answered 304 by the server's cache when
+   * unchanged), and per section one `series_batch` across all of them with
+   * `since_step` per tag, whose rows are appended to what the tab holds. A
+   * run that stopped changing (a finished job) keeps its version, so its
+   * `versions` entry is all a refresh costs for it.
+   */
   private async doRefresh(): Promise<void> {
     const gen = ++this.generation;
     this.stats.refreshes++;
     this.toolbar.showLoading(true);
     const errors: string[] = [];
     try {
-      const runs = await fetchRuns();
+      let versions: Map<string, RunVersion> | null;
+      try {
+        versions = await fetchVersions();
+      } catch (e) {
+        // An older backend without `versions`: every refresh loads everything.
+        if (!(e instanceof HttpError && e.status === 404)) throw e;
+        versions = null;
+      }
+      const namesKey = versions ? [...versions.keys()].sort().join("\u0000") : null;
+      // `runs` (names, hosts, facts) again only when the set of runs changed,
+      // or a run without facts yet has new data (its facts may have come).
+      const factsMissing = versions !== null && this.runs.some((r) => r.facts === null && this.runsVersions.get(r.run) !== versions!.get(r.run)?.version);
+      let runs: RunInfo[];
+      if (namesKey === null || namesKey !== this.runsKey || factsMissing) {
+        runs = await fetchRuns();
+        this.runsKey = namesKey;
+        this.runsVersions = new Map([...(versions ?? [])].map(([r, v]) => [r, v.version]));
+      } else {
+        runs = this.runs;
+      }
+      if (versions) for (const r of runs) r.last_wall_time_s = versions.get(r.run)?.last_wall_time_s ?? r.last_wall_time_s;
       for (const r of [...runs].sort((a, b) => (a.run < b.run ? -1 : 1))) this.colorOf(r.run);
       this.runs = runs;
       const names = new Set(runs.map((r) => r.run));
-      if (this.selected === null || (this.selected.size === 0 && runs.length > 0 && this.data.size === 0)) {
+      if (this.selected === null || (this.selected.size === 0 && runs.length > 0 && this.data.size === 0 && !this.userChose)) {
         this.selected = runs.length ? this.defaultSelection(runs) : null;
       } else {
         for (const s of [...this.selected]) if (!names.has(s)) this.selected.delete(s);
@@ -282,61 +361,128 @@ export class App {
       this.noneSelectedEl.hidden = runs.length === 0 || selected.size > 0;
 
       const chosen = runs.filter((r) => selected.has(r.run));
-      // Tags and overview of every selected run, in parallel.
+      const changed = chosen.filter((r) => !this.data.has(r.run) || versions === null || this.loaded.get(r.run) !== versions.get(r.run)?.version);
+      const dropped = [...this.data.keys()].some((r) => !selected.has(r));
+      // A profile summary the server is still computing is asked again, alone.
+      const pendingProfiles = chosen.filter((r) => !changed.includes(r) && profilesPending(this.data.get(r.run)?.profiles ?? null));
+      if (changed.length === 0 && !dropped && pendingProfiles.length === 0) {
+        this.lastUpdated = Date.now();
+        this.toolbar.showUpdated(this.lastUpdated);
+        this.showError(errors);
+        this.toolbar.showLoading(false);
+        await this.signalRendered();
+        return;
+      }
+
+      // Tags and overview of every changed run, in parallel.
       const metas = await Promise.all(
-        chosen.map(async (info) => {
+        changed.map(async (info) => {
           const [tags, overview] = await Promise.all([
             fetchTags(info.run).catch((e) => {
               errors.push(`${info.run}: tags: ${String(e.message ?? e)}`);
-              return [] as TagInfo[];
+              return null;
             }),
             fetchOverview(info.run).catch((e) => {
               errors.push(`${info.run}: overview: ${String(e.message ?? e)}`);
               return null;
             }),
           ]);
-          return { info, tags: new Map(tags.map((t) => [t.tag, t])), overview };
+          const old = this.data.get(info.run);
+          return {
+            info,
+            failed: tags === null,
+            tags: tags ? new Map(tags.map((t) => [t.tag, t])) : old?.tags ?? new Map<string, TagInfo>(),
+            overview: overview ?? old?.overview ?? null,
+          };
         }),
       );
-      const styles: RunStyle[] = metas.map((m) => ({ run: m.info.run, color: this.colorOf(m.info.run), tags: m.tags }));
+      const metaOf = new Map(metas.map((m) => [m.info.run, m]));
+      const styles: RunStyle[] = chosen.map((r) => ({ run: r.run, color: this.colorOf(r.run), tags: metaOf.get(r.run)?.tags ?? this.data.get(r.run)!.tags }));
+      const styleOf = new Map(styles.map((st) => [st.run, st]));
       const defs = new Map<SectionId, ChartDef[]>();
       for (const s of SECTIONS) defs.set(s.id, buildCharts(s.id, styles, this.theme.items));
 
-      // Alerts, anomalies (all tags: one request per run) and findings of
-      // each selected run, in parallel with the series.
+      // Alerts, anomalies (all tags: one request per run), findings and
+      // profiles of each changed run, in parallel with the series.
       const analyticsP = Promise.all(metas.map((m) => fetchAnalytics(m.info.run, errors)));
-      // One `series` request per run and section, all in parallel.
-      const fetched = await Promise.all(
-        metas.map(async (m, i) => {
-          const series = new Map<string, Series>();
-          await Promise.all(
-            SECTIONS.map(async (s) => {
-              const tags = tagsToFetch(s.id, styles[i], defs.get(s.id)!);
-              if (tags.length === 0) return;
-              try {
-                const got = await fetchSeries(m.info.run, tags, this.pointsFor(s.id));
-                for (const [k, v] of got) series.set(k, v);
-              } catch (e) {
-                errors.push(`${m.info.run}: ${s.title}: ${String((e as Error).message ?? e)}`);
+      const profilesP = Promise.all(pendingProfiles.map((r) => fetchProfiles(r.run).catch(() => null)));
+
+      // Per section, one `series_batch` over every changed run.
+      const held = new Map(metas.map((m) => [m.info.run, new Map<string, Series>()]));
+      await Promise.all(
+        SECTIONS.map(async (s) => {
+          const sectionDefs = defs.get(s.id)!;
+          const many = manySeriesTags(sectionDefs);
+          const entries: BatchEntry[] = [];
+          const points = this.pointsFor(s.id);
+          for (const m of metas) {
+            const tags = tagsToFetch(s.id, styleOf.get(m.info.run)!, sectionDefs);
+            const old = this.data.get(m.info.run)?.series;
+            const since = (group: string[]) => {
+              const out: Record<string, number> = {};
+              for (const t of group) {
+                const last = lastStepOf(old?.get(t));
+                if (last !== null) out[t] = last;
               }
-            }),
-          );
-          return series;
+              return out;
+            };
+            const few = tags.filter((t) => !many.has(t));
+            const lots = tags.filter((t) => many.has(t));
+            if (few.length) entries.push({ run: m.info.run, tags: few, points, since_step: since(few) });
+            if (lots.length) entries.push({ run: m.info.run, tags: lots, points: MANY_SERIES_POINTS, since_step: since(lots) });
+          }
+          if (entries.length === 0) return;
+          try {
+            const results = await fetchSeriesBatch(entries);
+            results.forEach((result, i) => {
+              const e = entries[i];
+              const m = metaOf.get(e.run)!;
+              if (typeof result === "string") {
+                errors.push(`${e.run}: ${s.title}: ${result}`);
+                m.failed = true;
+                return;
+              }
+              const old = this.data.get(e.run)?.series;
+              const into = held.get(e.run)!;
+              for (const [tag, part] of result) into.set(tag, mergeSeries(old?.get(tag), part, e.points));
+            });
+          } catch (err) {
+            errors.push(`${s.title}: ${String((err as Error).message ?? err)}`);
+            for (const m of metas) m.failed = true;
+          }
         }),
       );
       const analytics = await analyticsP;
+      const profiles = await profilesP;
       if (gen !== this.generation) return;
 
       const data = new Map<string, RunData>();
-      metas.forEach((m, i) => {
-        const series = fetched[i];
+      for (const info of chosen) {
+        const m = metaOf.get(info.run);
+        const old = this.data.get(info.run);
+        if (!m) {
+          data.set(info.run, { ...old!, info });
+          continue;
+        }
+        const series = held.get(info.run)!;
+        // A section that failed keeps what the tab held.
+        if (m.failed && old) for (const [tag, s] of old.series) if (!series.has(tag)) series.set(tag, s);
         let t0 = Infinity;
         if (m.overview?.first_wall_time_s != null) t0 = Math.min(t0, m.overview.first_wall_time_s);
-        if (m.info.started_at_s != null) t0 = Math.min(t0, m.info.started_at_s);
+        if (info.started_at_s != null) t0 = Math.min(t0, info.started_at_s);
         for (const s of series.values()) if (s.wall.length) t0 = Math.min(t0, s.wall[0]);
         if (!Number.isFinite(t0)) t0 = 0;
-        data.set(m.info.run, { info: m.info, tags: m.tags, overview: m.overview, series, clock: RunClock.build(t0, series), ...analytics[i] });
+        const a = analytics[metas.indexOf(m)];
+        data.set(info.run, { info, tags: m.tags, overview: m.overview, series, clock: RunClock.build(t0, series), ...a });
+        // Asked again next time unless everything came.
+        if (m.failed || versions === null) this.loaded.delete(info.run);
+        else this.loaded.set(info.run, versions.get(info.run)?.version ?? "");
+      }
+      pendingProfiles.forEach((r, i) => {
+        const d = data.get(r.run);
+        if (d && profiles[i]) data.set(r.run, { ...d, profiles: profiles[i] });
       });
+      for (const r of [...this.loaded.keys()]) if (!data.has(r)) this.loaded.delete(r);
       this.data = data;
       this.renderOverview();
       this.renderAnalytics();

@@ -41,6 +41,8 @@ DEFAULT_POINTS = 2000
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 # How long one listing of the data versions serves every request (seconds).
 VERSIONS_TTL_S = 1.0
+# How stale an analytic of a growing run may be (seconds): see `_cached`.
+ANALYTICS_MAX_AGE_S = 15.0
 MAX_BATCH_ENTRIES = 500
 # A model with hundreds of parameter tensors (IndexTTS2's GPT) has as many
 # gradients/{layer}/norm series in one run.
@@ -90,6 +92,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         self._cache = ResultCache(CACHE_MAX_BYTES)
         self._versions_lock = threading.Lock()
         self._versions_memo: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._analytics_versions: dict[tuple[str, str], tuple[str, float]] = {}
 
     def get_plugin_apps(self) -> dict[str, Any]:
         return {
@@ -174,6 +177,16 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             every = {**every, **reader.data_versions(missing)}
         return {r: every[r] for r in runs if r in every}
 
+    def _analytics_version(self, eid: str, run: str, version: str) -> str:
+        """The data version a run's analytics are keyed by: `version`, changed at most so often."""
+        now = time.monotonic()
+        with self._versions_lock:
+            held = self._analytics_versions.get((eid, run))
+            if held is None or (held[0] != version and now - held[1] >= ANALYTICS_MAX_AGE_S):
+                held = (version, now)
+                self._analytics_versions[(eid, run)] = held
+            return held[0]
+
     def _cached(
         self,
         request: _Request,
@@ -187,16 +200,27 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         The key is the route, its query and the data version of `runs`
         (every run where None); the ETag is that key's digest, so a client
         whose copy is current gets 304 for the price of one listing.
+
+        A `slow` answer (an analytic) of a run that keeps growing is
+        recomputed at most every `ANALYTICS_MAX_AGE_S`: a live run changes
+        its version every few seconds, and rerunning every analytic of every
+        live run at that pace would take the server's cores. Findings and
+        anomalies a few seconds old say the same thing.
         """
         reader = self._reader(request)
         versions = self._data_versions(reader, runs)
         if runs is not None and any(r not in versions for r in runs):
             return self._json(request, compute(reader))  # raises the readable 404
+        keyed = {r: v["version"] for r, v in versions.items()}
+        if slow:
+            keyed = {
+                r: self._analytics_version(reader.experiment_id, r, v) for r, v in keyed.items()
+            }
         key = (
             reader.experiment_id,
             request.path,
             tuple(request.args.items(multi=True)),
-            tuple((r, v["version"]) for r, v in versions.items()),
+            tuple(keyed.items()),
         )
         etag = _etag(key)
         if request.if_none_match.contains_weak(etag):
@@ -339,9 +363,14 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     @_application
     def _profiles_route(self, request: _Request) -> _Response:
         run = self._run(request)
-        return self._json(
-            request, self._reader(request).profiles(run, self._logdir, self._profile_cache)
-        )
+        answer = self._reader(request).profiles(run, self._logdir, self._profile_cache)
+        # Not cached (captures are files, and summaries finish on their own
+        # time), but an unchanged answer is still a 304.
+        body = encode.dumps(answer).encode("utf-8")
+        etag = hashlib.blake2b(body, digest_size=12).hexdigest()
+        if request.if_none_match.contains_weak(etag):
+            return _not_modified(etag)
+        return _respond_json(request, body, [("ETag", f'"{etag}"')])
 
     # -- static files ----------------------------------------------------------
 

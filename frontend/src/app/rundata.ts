@@ -48,3 +48,8 @@ export async function fetchAnalytics(run: string, errors: string[]): Promise<Ana
   ]);
   return { alerts, anomalies, findings, profiles };
 }
+
+/** Whether a profile summary is still being computed on the server (it is asked for again). */
+export function profilesPending(p: Profiles | null): boolean {
+  return p !== null && p.sessions.some((s) => (s.hosts ?? []).some((h) => h.status === "pending"));
+}

@@ -3,6 +3,7 @@
 
 import { ChartCard } from "../chart/card";
 import type { ChartGroup } from "../chart/group";
+import { isMany, ManyHeatmap, topLines } from "../chart/many";
 import type { LineData, Mark } from "../chart/types";
 import { clear, el, setText } from "../dom";
 import { devicesText } from "../overview";
@@ -23,6 +24,8 @@ export class ChartSection {
   private readonly empty: HTMLElement;
   private readonly count: HTMLElement;
   private readonly charts = new Map<string, ChartCard>();
+  /** the heatmaps under many-series charts, by chart id */
+  private readonly heatmaps = new Map<string, ManyHeatmap>();
 
   constructor(
     readonly id: SectionId,
@@ -109,6 +112,12 @@ export class ChartSection {
         this.charts.delete(id);
       }
     }
+    for (const [id, hm] of this.heatmaps) {
+      if (!keep.has(id) || !isMany(ordered.find((d) => d.id === id)!)) {
+        hm.root.remove();
+        this.heatmaps.delete(id);
+      }
+    }
     ordered.forEach((def, i) => {
       let card = this.charts.get(def.id);
       if (!card) {
@@ -120,6 +129,18 @@ export class ChartSection {
         card.def = def;
         card.showEmpty(def.empty ?? "No data yet");
         if (def.description) card.root.title = def.description;
+      } else if (isMany(def)) {
+        // Hundreds of layers or cores: the top K as lines, all of them as a heatmap.
+        const all = lineData(def, data);
+        const top = topLines(def, all, group.theme.items);
+        card.update(top.def, top.lines);
+        let hm = this.heatmaps.get(def.id);
+        if (!hm) {
+          hm = new ManyHeatmap();
+          this.heatmaps.set(def.id, hm);
+        }
+        if (hm.root.parentElement !== card.root) card.root.appendChild(hm.root);
+        hm.update(def, all, group.mode, group.theme, (card.root.clientWidth || 620) - 24);
       } else {
         card.update(def, lineData(def, data));
       }

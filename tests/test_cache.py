@@ -328,3 +328,31 @@ def test_analytics_of_a_growing_run_are_recomputed_at_most_so_often(live, monkey
     assert _strict_json(lv.get("overview", run="a").get_data())["training"]["last_step"] == 110
     monkeypatch.setattr(plugin_mod, "ANALYTICS_MAX_AGE_S", 0.0)
     assert lv.get("anomalies", etag=first.headers["ETag"], run="a").status_code == 200
+
+
+def test_every_route_of_a_run_shares_one_read_per_data_version(live, monkeypatch):
+    lv, root = live
+    calls = []
+    real = Reader._read_points
+
+    def counting(self, run, listed, wanted):
+        calls.append((run, len(wanted)))
+        return real(self, run, listed, wanted)
+
+    monkeypatch.setattr(Reader, "_read_points", counting)
+    for route, params in (
+        ("overview", {}),
+        ("anomalies", {}),
+        ("findings", {}),
+        ("heatmap", {}),
+        ("series", {"tag": "train/loss"}),
+        ("correlation", {"tag": ["train/loss", "system/cpu_percent"]}),
+    ):
+        assert lv.get(route, run="a", **params).status_code == 200
+    assert calls == [("a", 4)]  # the whole run, once
+    _write(root / "a", 101, 105)
+    lv.mux.Reload()
+    assert lv.get("series", run="a", tag="train/loss").status_code == 200
+    assert calls == [("a", 4), ("a", 4)]  # a new version: read again, once
+    reads = _strict_json(lv.get("stats").get_data())["reads"]
+    assert 0 < reads["bytes"] <= reads["max_bytes"] and reads["entries"] == 2

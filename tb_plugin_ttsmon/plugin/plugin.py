@@ -31,7 +31,7 @@ from werkzeug import wrappers
 from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.query import Reader, encode, profiles
 from tb_plugin_ttsmon.query.cache import ResultCache
-from tb_plugin_ttsmon.query.reader import quoted
+from tb_plugin_ttsmon.query.reader import Series, quoted, series_bytes
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 DEFAULT_POINTS = 2000
@@ -39,6 +39,9 @@ DEFAULT_POINTS = 2000
 # 0.3 MiB; 24 runs x 43 tags of 10 000 points, every section and analytic
 # cached, about 40 MiB.
 CACHE_MAX_BYTES = 64 * 1024 * 1024
+# Bound of the shared whole-run reads: 24 bytes a point, so 128 MiB hold
+# 5.6 million points (24 runs x 43 series x 5000 points).
+READ_CACHE_MAX_BYTES = 128 * 1024 * 1024
 # How long one listing of the data versions serves every request (seconds).
 VERSIONS_TTL_S = 1.0
 # How stale an analytic of a growing run may be (seconds): see `_cached`.
@@ -89,7 +92,11 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         self._logdir = getattr(context, "logdir", None) or ""
         self._profile_cache = profiles.SummaryCache()
         # Answers shared by every viewer of this TensorBoard (query/cache.py).
-        self._cache = ResultCache(CACHE_MAX_BYTES)
+        self._cache: ResultCache[bytes] = ResultCache(CACHE_MAX_BYTES)
+        # Whole-run reads shared by every route and viewer per data version.
+        self._reads: ResultCache[dict[str, Series]] = ResultCache(
+            READ_CACHE_MAX_BYTES, size_of=series_bytes
+        )
         self._versions_lock = threading.Lock()
         self._versions_memo: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         self._analytics_versions: dict[tuple[str, str], tuple[str, float]] = {}
@@ -212,6 +219,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         if runs is not None and any(r not in versions for r in runs):
             return self._json(request, compute(reader))  # raises the readable 404
         keyed = {r: v["version"] for r, v in versions.items()}
+        reader.sharing_reads(self._reads, dict(keyed))
         if slow:
             keyed = {
                 r: self._analytics_version(reader.experiment_id, r, v) for r, v in keyed.items()
@@ -243,10 +251,18 @@ class TTSMonPlugin(base_plugin.TBPlugin):
 
     @_application
     def _stats_route(self, request: _Request) -> _Response:
-        stats = self._cache.stats()
         return self._json(
             request,
-            {"cache": {**dataclasses.asdict(stats), "max_bytes": self._cache.max_bytes}},
+            {
+                "cache": {
+                    **dataclasses.asdict(self._cache.stats()),
+                    "max_bytes": self._cache.max_bytes,
+                },
+                "reads": {
+                    **dataclasses.asdict(self._reads.stats()),
+                    "max_bytes": self._reads.max_bytes,
+                },
+            },
         )
 
     @_application
@@ -274,6 +290,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         entries = _batch_arg(form.get("requests"))
         reader = self._reader(request)
         versions = self._data_versions(reader, sorted({e.run for e in entries}))
+        reader.sharing_reads(self._reads, {r: v["version"] for r, v in versions.items()})
         parts = []
         for e in entries:
             version = versions.get(e.run)

@@ -26,6 +26,9 @@ import concurrent.futures
 import dataclasses
 import threading
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_SLOW_WORKERS = 2
@@ -44,23 +47,36 @@ class CacheStats:
     entries: int = 0
 
 
-class ResultCache:
-    """Response bodies by key, at most `max_bytes` in all.
+def _len(value: object) -> int:
+    return len(value)  # type: ignore[arg-type]
 
-    Thread-safe. `get_or_compute` returns the body of a key,
-    computing it at most once at a time per key; an exception of the
-    computation reaches every request waiting for it and is not cached.
+
+class ResultCache(Generic[V]):
+    """Values (response bodies, by default) by key, at most `max_bytes` in all.
+
+    Thread-safe. `get_or_compute` returns the value of a key, computing it
+    at most once at a time per key; an exception of the computation reaches
+    every request waiting for it and is not cached.
+
+    Args:
+      max_bytes: The bound, as `size_of` counts.
+      slow_workers: Threads of the pool that `slow` computations run on.
+      size_of: The bytes a value holds (``len`` of a body by default).
     """
 
     def __init__(
-        self, max_bytes: int = DEFAULT_MAX_BYTES, slow_workers: int = DEFAULT_SLOW_WORKERS
+        self,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        slow_workers: int = DEFAULT_SLOW_WORKERS,
+        size_of: Callable[[V], int] = _len,
     ) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._entries: collections.OrderedDict[Hashable, bytes] = collections.OrderedDict()
-        self._running: dict[Hashable, concurrent.futures.Future[bytes]] = {}
+        self._size_of = size_of
+        self._entries: collections.OrderedDict[Hashable, tuple[V, int]] = collections.OrderedDict()
+        self._running: dict[Hashable, concurrent.futures.Future[V]] = {}
         self._slow_workers = max(1, slow_workers)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._stats = CacheStats()
@@ -70,9 +86,7 @@ class ResultCache:
         with self._lock:
             return dataclasses.replace(self._stats)
 
-    def get_or_compute(
-        self, key: Hashable, compute: Callable[[], bytes], *, slow: bool = False
-    ) -> bytes:
+    def get_or_compute(self, key: Hashable, compute: Callable[[], V], *, slow: bool = False) -> V:
         """The body of `key`, from the cache or from ``compute()``.
 
         Args:
@@ -81,16 +95,16 @@ class ResultCache:
           slow: Run `compute` on the worker pool instead of this thread.
         """
         with self._lock:
-            body = self._entries.get(key)
-            if body is not None:
+            entry = self._entries.get(key)
+            if entry is not None:
                 self._entries.move_to_end(key)
                 self._stats.hits += 1
-                return body
+                return entry[0]
             future = self._running.get(key)
             owner = future is None
             if owner:
                 self._stats.misses += 1
-                future = concurrent.futures.Future()
+                future = concurrent.futures.Future[V]()
                 self._running[key] = future
             else:
                 self._stats.shared += 1
@@ -110,19 +124,20 @@ class ResultCache:
         future.set_result(body)
         return body
 
-    def _store(self, key: Hashable, body: bytes) -> None:
-        # Called with the lock held. A body larger than the whole bound is
+    def _store(self, key: Hashable, value: V) -> None:
+        # Called with the lock held. A value larger than the whole bound is
         # served but not kept.
-        if len(body) > self.max_bytes:
+        size = self._size_of(value)
+        if size > self.max_bytes:
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            self._stats.bytes -= len(old)
-        self._entries[key] = body
-        self._stats.bytes += len(body)
+            self._stats.bytes -= old[1]
+        self._entries[key] = (value, size)
+        self._stats.bytes += size
         while self._stats.bytes > self.max_bytes and self._entries:
-            _, dropped = self._entries.popitem(last=False)
-            self._stats.bytes -= len(dropped)
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._stats.bytes -= dropped
             self._stats.evictions += 1
         self._stats.entries = len(self._entries)
         self._stats.peak_bytes = max(self._stats.peak_bytes, self._stats.bytes)

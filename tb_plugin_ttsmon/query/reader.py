@@ -25,6 +25,7 @@ from tensorboard.data import provider as provider_lib
 
 from tb_plugin_ttsmon import analytics, metadata
 from tb_plugin_ttsmon.query import profiles as profiles_lib
+from tb_plugin_ttsmon.query.cache import ResultCache
 from tb_plugin_ttsmon.query.downsample import minmax_indices
 
 PLUGIN = metadata.PLUGIN_NAME
@@ -37,6 +38,11 @@ SAMPLED_GROUPS = ("system", "process", "container", "gpu", "tf")
 
 class Series:
     """One series as numpy columns."""
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the columns (what a shared read of the series costs)."""
+        return int(self.wall_time.nbytes + self.step.nbytes + self.value.nbytes)
 
     __slots__ = ("kind", "step", "unit", "value", "wall_time")
 
@@ -92,6 +98,11 @@ def _with_last(index: np.ndarray, n: int) -> np.ndarray:
     return index
 
 
+def series_bytes(series: Mapping[str, Series]) -> int:
+    """Memory of a run's read (`Reader.sharing_reads`): its columns plus a little per series."""
+    return sum(s.nbytes + 200 for s in series.values())
+
+
 def process_starts(facts: Sequence[Any]) -> int:
     """How many processes wrote these run-facts documents.
 
@@ -122,6 +133,21 @@ class Reader:
         self._provider = data_provider
         self._ctx = ctx
         self._eid = experiment_id
+        self._shared: ResultCache[dict[str, Series]] | None = None
+        self._versions: Mapping[str, str] = {}
+
+    def sharing_reads(
+        self, cache: ResultCache[dict[str, Series]], versions: Mapping[str, str]
+    ) -> Reader:
+        """This reader, reading each run whole once per data version through `cache`.
+
+        The overview, the series sections and every analytic of a run read
+        the same points; with a shared read they are fetched from the data
+        provider once per (run, `versions[run]`) for every route and viewer.
+        Runs missing from `versions` are read as before.
+        """
+        self._shared, self._versions = cache, versions
+        return self
 
     @property
     def experiment_id(self) -> str:
@@ -234,6 +260,19 @@ class Reader:
                 raise errors.NotFoundError(f"run {quoted(run)} has no ttsmon series {quoted(tag)}")
         if not wanted:
             return {}
+        version = self._versions.get(run)
+        if self._shared is not None and version is not None:
+            whole = self._shared.get_or_compute(
+                (self._eid, run, version), lambda: self._read_points(run, listed, sorted(listed))
+            )
+            late = [t for t in wanted if t not in whole]  # listed after the version was taken
+            fresh = self._read_points(run, listed, late) if late else {}
+            return {tag: whole[tag] if tag in whole else fresh[tag] for tag in wanted}
+        return self._read_points(run, listed, wanted)
+
+    def _read_points(
+        self, run: str, listed: Mapping[str, Any], wanted: Sequence[str]
+    ) -> dict[str, Series]:
         data = self._provider.read_scalars(
             self._ctx,
             experiment_id=self._eid,

@@ -323,3 +323,16 @@ def test_a_spike_to_float32s_limit_reads_in_a_few_digits():
     assert (
         a.message == "train/loss 3e+38 at step 1700000800000 is 1.58e+38x its rolling median (1.9)"
     )
+
+
+def test_heatmap_rows_are_in_natural_order():
+    from tb_plugin_ttsmon import analytics
+
+    cols = {
+        f"system/cpu_core/{i}/utilization_percent": analytics.Columns.of(
+            [1.0, 2.0, 3.0], [10.0, 20.0, 30.0], unit="%"
+        )
+        for i in (10, 2, 1, 0)
+    }
+    rows = analytics.heatmap(cols, 10)["rows"]
+    assert [r["tag"].split("/")[2] for r in rows] == ["0", "1", "2", "10"]

@@ -144,7 +144,13 @@ def heatmap(
       ``{"start_wall_time_s", "end_wall_time_s", "bucket_s", "rows"}`` as in
       http_api.md; empty buckets are None.
     """
-    tags = sorted(t for t in series if not _LIMIT_SERIES_RE.fullmatch(t))
+    # Natural order: "cpu_core/2" before "cpu_core/10", GPU 2 before GPU 10.
+    tags = sorted(
+        (t for t in series if not _LIMIT_SERIES_RE.fullmatch(t)),
+        key=lambda t: [
+            (0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", t)
+        ],
+    )
     walls = [series[t].wall_time for t in tags if len(series[t].wall_time)]
     if start_wall_time_s is None:
         start_wall_time_s = min((float(w.min()) for w in walls), default=None)
@@ -204,3 +210,7 @@ def _with_none(x: np.ndarray, empty: np.ndarray) -> list[float | None]:
     for i in np.flatnonzero(empty).tolist():
         out[i] = None
     return out
+
+
+def _natural_key(tag: str) -> list[tuple[int, int, str]]:
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", tag)]

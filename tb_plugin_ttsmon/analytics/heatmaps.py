@@ -210,7 +210,3 @@ def _with_none(x: np.ndarray, empty: np.ndarray) -> list[float | None]:
     for i in np.flatnonzero(empty).tolist():
         out[i] = None
     return out
-
-
-def _natural_key(tag: str) -> list[tuple[int, int, str]]:
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", tag)]

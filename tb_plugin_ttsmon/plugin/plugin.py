@@ -243,11 +243,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     @_application
     def _versions_route(self, request: _Request) -> _Response:
         versions = self._data_versions(self._reader(request), None)
-        body = encode.dumps({"runs": versions}).encode("utf-8")
-        etag = hashlib.blake2b(body, digest_size=12).hexdigest()
-        if request.if_none_match.contains_weak(etag):
-            return _not_modified(etag)
-        return _respond_json(request, body, [("ETag", f'"{etag}"')])
+        return _json_by_content(request, {"runs": versions})
 
     @_application
     def _stats_route(self, request: _Request) -> _Response:
@@ -383,11 +379,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         answer = self._reader(request).profiles(run, self._logdir, self._profile_cache)
         # Not cached (captures are files, and summaries finish on their own
         # time), but an unchanged answer is still a 304.
-        body = encode.dumps(answer).encode("utf-8")
-        etag = hashlib.blake2b(body, digest_size=12).hexdigest()
-        if request.if_none_match.contains_weak(etag):
-            return _not_modified(etag)
-        return _respond_json(request, body, [("ETag", f'"{etag}"')])
+        return _json_by_content(request, answer)
 
     # -- static files ----------------------------------------------------------
 
@@ -418,6 +410,15 @@ def _respond_json(
     request: _Request, body: bytes, headers: list[tuple[str, str]] | None = None
 ) -> _Response:
     return http_util.Respond(request, body, "application/json", headers=headers)
+
+
+def _json_by_content(request: _Request, payload: Any) -> _Response:
+    """`payload` with an ETag of its own bytes: 304 where the client holds the same answer."""
+    body = encode.dumps(payload).encode("utf-8")
+    etag = hashlib.blake2b(body, digest_size=12).hexdigest()
+    if request.if_none_match.contains_weak(etag):
+        return _not_modified(etag)
+    return _respond_json(request, body, [("ETag", f'"{etag}"')])
 
 
 def _etag(key: object) -> str:

@@ -53,6 +53,9 @@ class Series:
         self.wall_time = np.fromiter((d.wall_time for d in data), np.float64, n)
         self.step = np.fromiter((d.step for d in data), np.int64, n)
         self.value = np.fromiter((d.value for d in data), np.float64, n)
+        # Read-only: one read of a run serves every route and viewer (`sharing_reads`).
+        for column in (self.wall_time, self.step, self.value):
+            column.flags.writeable = False
 
     def rows(self, index: np.ndarray | None = None) -> list[tuple[float, int, float]]:
         """``(wall_time_s, step, value)`` rows; values may be NaN or infinite."""

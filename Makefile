@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) bench/step_overhead.py
 	$(PY) bench/plugin_read.py --quick
 	$(PY) bench/analytics.py --quick
+	$(PY) bench/node_sampling.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

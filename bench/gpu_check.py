@@ -221,6 +221,31 @@ def _cuda0_nvml_index(facts: dict[str, Any], load: _Load | None) -> int:
     return int(devices[0]["index"]) if devices else 0
 
 
+def _nvml_pass_costs(passes: int = 200) -> None:
+    """CPU per NVML pass of a node's sampler against a rank that reads only its own GPU memory.
+
+    Issue 11's election saves, per rank that is not its node's sampler, the
+    device-wide pass (every field of every GPU) minus the own-processes pass;
+    these are the real NVML figures for bench/node_sampling.py's fake ones.
+    Informational: printed, never judged.
+    """
+    from tb_plugin_ttsmon.recorder.faults import FaultLog
+    from tb_plugin_ttsmon.recorder.nvml import NvmlSource
+
+    me = frozenset({os.getpid()})
+    for label, wide in (("node sampler (every field of every GPU)", True), ("other rank", False)):
+        source = NvmlSource(FaultLog(), lambda: me, device_wide=lambda wide=wide: wide)
+        out: dict[str, float] = {}
+        source.sample(time.monotonic(), out)  # starts NVML
+        t0 = time.thread_time()
+        for _ in range(passes):
+            out = {}
+            source.sample(time.monotonic(), out)
+        ms = (time.thread_time() - t0) / passes * 1000.0
+        print(f"  {label}: {ms:.3f} ms of CPU per pass, {len(out)} values")
+        source.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the check; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -236,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         phases = _record(logdir, load)
         series, units, facts = _read_back(logdir)
         print(f"\nlogdir: {logdir}{'' if args.logdir else ' (deleted at exit)'}")
+
+    print("\nNVML pass costs (issue 11's node election; the load's memory is still held):")
+    try:
+        _nvml_pass_costs()
+    except Exception as err:  # informational only
+        print(f"  not measured: {type(err).__name__}: {err}")
 
     print(f"\n{len(series)} ttsmon series; gpu/* series (bytes in GiB; phase means):\n")
     means = _print_table(series, units, phases)

@@ -228,6 +228,57 @@ class PlannedChart:
     lines: tuple[PlannedLine, ...]
 
 
+# Which end of a job metric names the worst rank.
+WORSE_HIGH = "high"
+WORSE_LOW = "low"
+WORSE = frozenset({WORSE_HIGH, WORSE_LOW})
+
+
+@dataclasses.dataclass(frozen=True)
+class JobMetric:
+    """One row of the job view (issue 11): a metric compared across a job's ranks.
+
+    Attributes:
+      id: Stable identifier (the tab's ``data-metric``).
+      tag: The tag, or a ``{gpu}`` pattern (each rank's GPUs).
+      title: The row's title.
+      description: One line for people.
+      unit: The value's unit (a `metadata.UNIT_*` string).
+      worse: `WORSE_HIGH` where the highest rank is the worst (step time),
+        `WORSE_LOW` where the lowest is (steps per second).
+      sum: Whether a rank's value is the sum over the tags the pattern
+        matches (GPU memory over the rank's GPUs); else their mean.
+      y: The y range of a GPU metric (``Y_*``).
+    """
+
+    id: str
+    tag: str
+    title: str
+    description: str
+    unit: str
+    worse: str = WORSE_HIGH
+    sum: bool = False
+    y: str = Y_AUTO
+
+    def match(self, tag: str) -> bool:
+        """Whether `tag` is this metric's tag (or one of its pattern's)."""
+        return _pattern_regex(self.tag).fullmatch(tag) is not None
+
+
+def _job_metric(m: dict[str, Any]) -> JobMetric:
+    mid = m["id"]
+    return JobMetric(
+        id=mid,
+        tag=m["tag"],
+        title=m["title"],
+        description=m.get("description", ""),
+        unit=m["unit"],
+        worse=_one_of(m.get("worse", WORSE_HIGH), WORSE, "worse", mid),
+        sum=bool(m.get("sum", False)),
+        y=_one_of(m.get("y", Y_AUTO), Y_RANGES, "y", mid),
+    )
+
+
 def humanize(name: str) -> str:
     """``"tokens_per_s"`` as a title: ``"Tokens per s"``."""
     text = name.replace("_", " ")
@@ -250,6 +301,12 @@ class Catalogue:
         )
         self.charts: tuple[ChartSpec, ...] = tuple(_chart(c) for c in doc["charts"])
         self.not_series: dict[str, str] = {d["tag"]: d["reason"] for d in doc["not_series"]}
+        job = doc.get("job", {})
+        # The job view's rows (per rank) and its per-node GPU small multiples.
+        self.job_metrics: tuple[JobMetric, ...] = tuple(_job_metric(m) for m in job["metrics"])
+        self.job_gpu_metrics: tuple[JobMetric, ...] = tuple(
+            _job_metric(m) for m in job["gpu_metrics"]
+        )
         self._scope_section = {scope: s.id for s in self.sections for scope in s.scopes}
         # Tags some chart names exactly: no placeholder row draws them.
         self.exact_tags: frozenset[str] = frozenset(

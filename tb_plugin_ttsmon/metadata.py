@@ -227,6 +227,16 @@ METRICS: tuple[MetricSpec, ...] = (
         _R,
         "Training steps per second since the previous log",
     ),
+    # Phases of a step, from `Monitor.step()`: in DDP a fast rank waits inside
+    # its step (collectives) for the slowest, so the straggler is the rank with
+    # the most time *between* steps.
+    MetricSpec("train/step_time_ms", UNIT_MS, _E, "Time inside the training step (Monitor.step)"),
+    MetricSpec(
+        "train/data_time_ms",
+        UNIT_MS,
+        _E,
+        "Time between the previous step's end and this step's start (input pipeline)",
+    ),
     MetricSpec("train/{name}", UNIT_NONE, _E, "Training metric"),
     MetricSpec("val/loss", UNIT_NONE, _E, "Validation loss"),
     MetricSpec("val/accuracy", UNIT_NONE, _E, "Validation accuracy"),

@@ -151,6 +151,16 @@ class Line:
         self.style = style
 
 
+class Band:
+    """A shaded range of a chart: x, the lower and the upper edge."""
+
+    def __init__(self, label: str, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.label = label
+        self.x = x
+        self.lo = lo
+        self.hi = hi
+
+
 def chart(
     title: str,
     lines: Sequence[Line],
@@ -161,17 +171,21 @@ def chart(
     marks: Sequence[tuple[float, str]] = (),
     logy: bool = False,
     legend: bool = True,
+    bands: Sequence[Band] = (),
 ) -> str:
     """One chart as a base64 PNG ``<figure>``.
 
     Args:
       hlines: (y, label) reference lines (e.g. RTF 1.0).
       marks: (x, label) red vertical marks (e.g. the steps of a NaN loss).
+      bands: Shaded ranges (a job's min to max across ranks), under the lines.
     """
     plt = _plt()
-    unit_shown, div = _scale(unit, [ln.y for ln in lines])
+    unit_shown, div = _scale(unit, [ln.y for ln in lines] + [b.hi for b in bands])
     fig, ax = plt.subplots(figsize=(8.0, 2.8), dpi=96)
     try:
+        for b in bands:
+            ax.fill_between(b.x, b.lo / div, b.hi / div, alpha=0.25, linewidth=0, label=b.label)
         for ln in lines:
             x, y = _thin(ln.x, ln.y)
             ax.plot(x, y / div, label=ln.label, **{"linewidth": 1.2, **ln.style})
@@ -187,7 +201,7 @@ def chart(
             ax.set_ylabel(unit_shown, fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-        if legend and len(lines) + len(hlines) + (1 if marks else 0) > 1:
+        if legend and len(lines) + len(bands) + len(hlines) + (1 if marks else 0) > 1:
             ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         buf = io.BytesIO()
@@ -508,6 +522,65 @@ def _profile_summary(summary: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "—"
 
 
+def _column(values: Sequence[Any]) -> np.ndarray:
+    """A job view's bucket column (None where empty) as floats (NaN where empty)."""
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _job_article(view: Mapping[str, Any], anchor: str) -> str:
+    """One distributed job (issue 11): its ranks, findings, and each metric across ranks."""
+    ranks = view["ranks"]
+    title = f"{view['world_size']} ranks on {view['node_count']} nodes"
+    findings = "".join(
+        f"<li>{_sev(f['severity'])} <strong>{_e(f['title'])}</strong>: {_e(f['text'])}</li>"
+        for f in view["findings"]
+    )
+    rows = [
+        [
+            r["rank"],
+            r["run"],
+            r["host"],
+            "yes" if r["samples_node"] else "",
+            ", ".join(str(g) for g in r["gpus"]) or "—",
+            _fmt(r["last_step"]),
+            _when(r["last_step_wall_time_s"]),
+        ]
+        for r in ranks
+    ]
+    header = ["rank", "run", "host", "samples node", "GPUs", "last step", "logged at"]
+    figures = []
+    start, bucket_s = view["start_wall_time_s"], view["bucket_s"]
+    if start is not None and bucket_s:
+        for m in view["metrics"]:
+            lo, med, hi = _column(m["min"]), _column(m["median"]), _column(m["max"])
+            x = (np.arange(len(med)) + 0.5) * bucket_s
+            lines = [Line("median of the ranks", x, med, color="#34495e")]
+            worst = m["worst"]
+            if worst is not None:
+                row = next(i for i, r in enumerate(ranks) if r["run"] == worst["run"])
+                worst_y = _column(m["values"][row])
+                lines.append(Line(f"rank {worst['rank']} (worst)", x, worst_y, color="#c0392b"))
+            figures.append(
+                chart(
+                    f"{m['title']}: min to max across ranks",
+                    lines,
+                    xlabel="seconds since the job's first point",
+                    unit=m["unit"],
+                    bands=[Band("min to max", x, lo, hi)],
+                )
+            )
+    return (
+        f'<article class="job" id="{anchor}"><h2>Job <bdi>{_e(view["job"])}</bdi> in '
+        f"<bdi>{_e(view['folder'] or '(top level)')}</bdi></h2><p>{_e(title)}</p>"
+        f"<h3>Findings</h3>"
+        + (f"<ul>{findings}</ul>" if findings else _none("No finding across the ranks."))
+        + "<h3>Ranks</h3>"
+        + _table(rows, header)
+        + "".join(figures)
+        + "</article>"
+    )
+
+
 def _run_anchor(i: int) -> str:
     return f"run-{i}"
 
@@ -524,6 +597,14 @@ def render_html(
     cache = profiles_lib.SummaryCache()
     parts: list[str] = []
     toc: list[str] = []
+    chosen = set(runs)
+    for j, ((job, folder), members) in enumerate(sorted(data.reader.job_runs().items())):
+        if not chosen & set(members):
+            continue
+        anchor = f"job-{j}"
+        view = data.reader.job(job, folder, members, buckets=120)
+        toc.append(f'<li><a href="#{anchor}">Job {_e(job)} ({len(members)} ranks)</a></li>')
+        parts.append(_job_article(view, anchor))
     for i, run in enumerate(runs):
         anchor = _run_anchor(i)
         toc.append(f'<li><a href="#{anchor}">{_e(run)}</a></li>')

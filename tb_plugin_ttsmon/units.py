@@ -58,3 +58,25 @@ def format_amount(x: float, unit: str, digits: int = 3) -> str:
     if unit == UNIT_BYTES:
         return format_bytes(x, digits)
     return f"{format_number(x, digits)} {unit}".rstrip()
+
+
+def format_duration(seconds: float) -> str:
+    """A length of time as people say it: ``"850 ms"``, ``"42 s"``, ``"4 m 05 s"``, ``"2 h 10 m"``.
+
+    The tab's ``formatDuration`` (``frontend/src/format.ts``) writes the same.
+    """
+    x = float(seconds)
+    if not math.isfinite(x):
+        return non_finite_name(x)
+    a = abs(x)
+    if a < 1:
+        out = f"{format_number(a * 1000)} ms"
+    elif a < 60:
+        out = f"{format_number(a)} s"
+    elif a < 3600:
+        out = f"{int(a // 60)} m {int(a % 60):02d} s"
+    elif a < 86400:
+        out = f"{int(a // 3600)} h {int(a % 3600 // 60):02d} m"
+    else:
+        out = f"{int(a // 86400)} d {int(a % 86400 // 3600)} h"
+    return f"\u2212{out}" if x < 0 else out

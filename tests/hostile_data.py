@@ -360,9 +360,61 @@ def _hostile_names(logdir: Logdir) -> None:
         logdir.latest_loss[name] = "NaN"
 
 
+# A distributed job (issue 11) whose id and folder are hostile, and whose ranks log
+# non-finite phase timings and GPU memory.
+HOSTILE_JOB = '<b>job</b> ሙከራ & "q"'
+HOSTILE_JOB_FOLDER = "jobs/ሙከራ <i>"
+
+
+def _job(logdir: Logdir) -> None:
+    import jobdata
+
+    from tb_plugin_ttsmon.recorder import writers
+
+    spec = jobdata.JobSpec(
+        folder=HOSTILE_JOB_FOLDER,
+        job=HOSTILE_JOB,
+        nodes=1,
+        ranks_per_node=2,
+        steps=12,
+        sample_s=2.0,
+    )
+    logdir.ttsmon_runs += jobdata.write_job(logdir.path, spec)
+    w = writers.EventFileSummaryWriter(os.path.join(logdir.path, spec.run(1)))
+    try:
+        wall = spec.start_wall_s + 20
+        for i, v in enumerate((NAN, math.inf, -math.inf, 3e38, -3e38)):
+            w.write(
+                100 + i, {"train/data_time_ms": v, "train/step_time_ms": v}, wall_time_s=wall + i
+            )
+            w.write(
+                metadata.sample_step(wall + i),
+                {"gpu/1/process_memory_used_bytes": v, "gpu/1/utilization_percent": v},
+                wall_time_s=wall + i,
+            )
+    finally:
+        w.close()
+    # A run whose facts claim the job with fields of the wrong types (another tool's).
+    odd = f"{HOSTILE_JOB_FOLDER}/odd-rank"
+    w = writers.EventFileSummaryWriter(os.path.join(logdir.path, odd))
+    try:
+        facts = {
+            "job": HOSTILE_JOB,
+            "rank": "one",
+            "world_size": NAN,
+            "node_rank": -1,
+            "hostname": 5,
+        }
+        w.write(1, {"train/step_time_ms": 3.0}, {metadata.RUN_FACTS_TAG: facts}, spec.start_wall_s)
+    finally:
+        w.close()
+    logdir.ttsmon_runs.append(odd)
+
+
 def write_logdir(path: str) -> Logdir:
     """Writes every hostile run into `path` (see the module docstring)."""
     logdir = Logdir(path)
+    _job(logdir)
     _nonfinite(logdir)
     _near_limits(logdir)
     _one_point(logdir)

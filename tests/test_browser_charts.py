@@ -50,6 +50,8 @@ def _record(run_dir: str) -> None:
     try:
         with ttsmon.Monitor(run_dir, interval=0.2, writer="event", flush_s=0.5) as mon:
             for step in range(1, 41):
+                with mon.step(step):  # the step phases: time inside and between steps
+                    time.sleep(0.01)
                 mon.log_training(
                     step,
                     loss=2.0 / step,

@@ -152,6 +152,18 @@ def _no_query(run: str, tags: list[str]) -> list[Query]:
     return [[]]
 
 
+def _job(run: str, tags: list[str]) -> list[Query]:
+    job, folder = hostile_data.HOSTILE_JOB, hostile_data.HOSTILE_JOB_FOLDER
+    return [
+        [("job", job)],
+        [("job", job), ("folder", folder)],
+        [("job", job), ("folder", folder), ("buckets", "2")],
+        [("job", job), ("buckets", "2000")],
+        [("job", job), ("folder", "")],  # 404: not at the top level
+        [("job", "no such job")],
+    ]
+
+
 # Route -> valid and boundary queries for one run (its series tags given). A route the
 # plugin adds must get a line here: test_every_route_has_valid_queries.
 VALID: dict[str, Callable[[str, list[str]], list[Query]]] = {
@@ -172,9 +184,10 @@ VALID: dict[str, Callable[[str, list[str]], list[Query]]] = {
     "/scatter": _scatter,
     "/findings": _run_only,
     "/profiles": _run_only,
+    "/job": _job,
 }
 # Routes answered once per server, not once per run.
-PER_SERVER = {"/index.js", "/static/*", "/runs", "/versions", "/stats"}
+PER_SERVER = {"/index.js", "/static/*", "/runs", "/versions", "/stats", "/job"}
 # The only one of STATIC_PATHS that names a file of the tab.
 SERVED_STATIC_PATHS = ("static/index.css",)
 STATIC_PATHS = (
@@ -193,7 +206,19 @@ STATIC_PATHS = (
 
 # -- hostile queries ----------------------------------------------------------------
 
-PARAMS = ("run", "tag", "points", "buckets", "x", "y", "format", "since_step", "requests")
+PARAMS = (
+    "run",
+    "tag",
+    "points",
+    "buckets",
+    "x",
+    "y",
+    "format",
+    "since_step",
+    "requests",
+    "job",
+    "folder",
+)
 UNKNOWN_PARAMS = ("foo", "Run", "run[]", "callback", "tag ", "__proto__", "experiment", "ሙከራ")
 HOSTILE_VALUES = (
     "",
@@ -257,6 +282,10 @@ def _hostile_value(rng: random.Random, logdir: hostile_data.Logdir, param: str) 
     if roll < 0.4 and param in ("tag", "x", "y"):
         run = rng.choice(logdir.ttsmon_runs)
         return rng.choice(logdir.series_tags[run] or ["train/loss"])
+    if roll < 0.5 and param == "job":
+        return hostile_data.HOSTILE_JOB
+    if roll < 0.5 and param == "folder":
+        return hostile_data.HOSTILE_JOB_FOLDER
     if roll < 0.5 and param == "format":
         return rng.choice(["csv", "json"])
     return rng.choice(HOSTILE_VALUES)

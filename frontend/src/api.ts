@@ -14,6 +14,12 @@ export interface RunInfo {
   restarts: number;
   groups: string[];
   facts: Facts | null;
+  /** its distributed job (issue 11; null outside a job, absent from older servers: see jobs.ts) */
+  job?: string | null;
+  rank?: number | null;
+  local_rank?: number | null;
+  node_rank?: number | null;
+  world_size?: number | null;
 }
 
 export interface Facts {
@@ -36,6 +42,13 @@ export interface Facts {
   };
   tensorflow_devices?: { gpus?: unknown[] };
   recorder?: { interval_s?: number; writer?: string; version?: string };
+  /** a rank of a distributed job (docs/format.md, "Distributed jobs") */
+  job?: string;
+  rank?: number;
+  local_rank?: number;
+  node_rank?: number;
+  world_size?: number;
+  distributed?: { launcher?: string; local_world_size?: number; samples_node?: boolean; rank_dir?: boolean };
   [key: string]: unknown;
 }
 
@@ -377,9 +390,9 @@ async function getAnalytics<T>(route: string, params: [string, string | number][
     return await getJson<T>(`./${route}?${query(params)}`, signal);
   } catch (e) {
     // TensorBoard answers an unknown plugin route with its plain-text 404;
-    // the plugin's own 404s (unknown run or tag) carry a JSON or text body
-    // naming the run, so only a bare "Not Found" marks the route as missing.
-    if (e instanceof HttpError && e.status === 404 && !/run|tag/i.test(e.message.replace(/^404 [^:]*:/, ""))) {
+    // the plugin's own 404s (unknown run, tag or job) carry a JSON or text
+    // body naming it, so only a bare "Not Found" marks the route as missing.
+    if (e instanceof HttpError && e.status === 404 && !/run|tag|job/i.test(e.message.replace(/^404 [^:]*:/, ""))) {
       missingRoutes.add(route);
       return null;
     }
@@ -478,4 +491,164 @@ export interface Profiles {
 export async function fetchProfiles(run: string, signal?: AbortSignal): Promise<Profiles | null> {
   const body = await getAnalytics<Profiles>("profiles", [["run", run]], signal);
   return body ? { run: body.run ?? run, xprof: body.xprof ?? null, sessions: body.sessions ?? [] } : null;
+}
+
+// -- job route (http_api.md, "Job routes (issue 11)") --------------------------
+
+/** One rank of a job. */
+export interface JobRank {
+  rank: number;
+  run: string;
+  host: string;
+  node_rank: number | null;
+  local_rank: number | null;
+  /** it wrote its node's host and GPU series */
+  samples_node: boolean;
+  /** NVML indices of the GPUs its processes use */
+  gpus: number[];
+  last_step: number | null;
+  last_wall_time_s: number | null;
+  last_step_wall_time_s: number | null;
+}
+
+/** The rank whose median over the run is the worst, against the median of all ranks' medians. */
+export interface JobWorst {
+  rank: number;
+  run: string;
+  value: number;
+  job_median: number;
+}
+
+/** One job metric across the ranks; NaN where a rank (or every rank) has no value in a bucket. */
+export interface JobMetric {
+  id: string;
+  tag: string;
+  title: string;
+  unit: string;
+  /** which end is the worst rank: "high" (step time) or "low" (steps per second) */
+  worse: string;
+  description: string;
+  /** one row per entry of `ranks`, one column per bucket */
+  values: Float64Array[];
+  min: Float64Array;
+  median: Float64Array;
+  max: Float64Array;
+  worst: JobWorst | null;
+}
+
+/** A metric of the per-node GPU small multiples. */
+export interface JobGpuMetric {
+  id: string;
+  title: string;
+  unit: string;
+  /** the y range: "percent", "zero" or "auto" (as the catalogue's charts) */
+  y: string;
+  description: string;
+}
+
+export interface JobGpu {
+  gpu: number;
+  /** the ranks whose processes use it */
+  ranks: number[];
+  memory_total_bytes: number | null;
+  /** gpu metric id -> bucketed means (NaN: no sample) */
+  series: Record<string, Float64Array>;
+}
+
+export interface JobNode {
+  node_rank: number | null;
+  host: string;
+  /** the run of the rank that sampled the node */
+  run: string;
+  gpus: JobGpu[];
+}
+
+export interface JobFinding extends Finding {
+  rank: number | null;
+  run: string | null;
+}
+
+/** The job view (`GET job`), its per-bucket arrays as numbers. */
+export interface JobView {
+  job: string;
+  folder: string;
+  world_size: number | null;
+  node_count: number;
+  start_wall_time_s: number | null;
+  end_wall_time_s: number | null;
+  bucket_s: number | null;
+  buckets: number;
+  ranks: JobRank[];
+  metrics: JobMetric[];
+  gpu_metrics: JobGpuMetric[];
+  nodes: JobNode[];
+  findings: JobFinding[];
+}
+
+type RawNumbers = (number | string | null)[];
+
+interface RawJobView extends Omit<JobView, "metrics" | "nodes"> {
+  metrics: (Omit<JobMetric, "values" | "min" | "median" | "max" | "worst"> & {
+    values: RawNumbers[];
+    min: RawNumbers;
+    median: RawNumbers;
+    max: RawNumbers;
+    worst: { rank: number; run: string; value: number | string; job_median: number | string } | null;
+  })[];
+  nodes: (Omit<JobNode, "gpus"> & { gpus: (Omit<JobGpu, "series"> & { series: Record<string, RawNumbers> })[] })[];
+}
+
+/** A per-bucket array as numbers: null (no value) and "NaN" are NaN, "Infinity" is Infinity. */
+function numbers(a: RawNumbers | null | undefined, n: number): Float64Array {
+  const out = new Float64Array(n).fill(NaN);
+  if (!a) return out;
+  for (let i = 0; i < Math.min(n, a.length); i++) out[i] = toNumber(a[i]);
+  return out;
+}
+
+function parseJob(raw: RawJobView): JobView {
+  const metrics = raw.metrics ?? [];
+  const buckets = Math.max(raw.buckets ?? 0, ...metrics.map((m) => m.median?.length ?? 0));
+  const ranks = raw.ranks ?? [];
+  return {
+    ...raw,
+    buckets,
+    ranks,
+    metrics: metrics.map((m) => ({
+      ...m,
+      values: ranks.map((_, r) => numbers(m.values?.[r], buckets)),
+      min: numbers(m.min, buckets),
+      median: numbers(m.median, buckets),
+      max: numbers(m.max, buckets),
+      worst: m.worst ? { ...m.worst, value: toNumber(m.worst.value), job_median: toNumber(m.worst.job_median) } : null,
+    })),
+    gpu_metrics: raw.gpu_metrics ?? [],
+    nodes: (raw.nodes ?? []).map((n) => ({
+      ...n,
+      gpus: (n.gpus ?? []).map((g) => ({
+        ...g,
+        ranks: g.ranks ?? [],
+        series: Object.fromEntries(Object.entries(g.series ?? {}).map(([k, v]) => [k, numbers(v, buckets)])),
+      })),
+    })),
+    findings: raw.findings ?? [],
+  };
+}
+
+/**
+ * The job view of job `job` in `folder` ("" for top-level runs) with at most
+ * `buckets` time buckets; null where the server has no `job` route (older
+ * than issue 11).
+ */
+export async function fetchJob(job: string, folder: string, buckets: number, signal?: AbortSignal): Promise<JobView | null> {
+  const raw = await getAnalytics<RawJobView>(
+    "job",
+    [
+      ["job", job],
+      ["folder", folder],
+      ["buckets", buckets],
+    ],
+    signal,
+  );
+  return raw ? parseJob(raw) : null;
 }

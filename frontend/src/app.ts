@@ -26,6 +26,7 @@ import { AlertsPanel } from "./panels/alerts";
 import { CorrelationPanel } from "./panels/correlation";
 import { FindingsView } from "./panels/findings";
 import { HeatmapPanel } from "./panels/heatmap";
+import { JobPanel } from "./panels/job";
 import { ProfilerPanel } from "./panels/profiler";
 import { RunPicker } from "./runpicker";
 import { buildCharts, SECTIONS, tagsToFetch, type ChartDef, type RunStyle, type SectionId } from "./specs";
@@ -72,6 +73,7 @@ export class App {
   private readonly toolbar: Toolbar;
   private readonly sections = new Map<SectionId, ChartSection>();
   private readonly findingsView = new FindingsView();
+  private readonly jobPanel: JobPanel;
   private readonly alertsPanel: AlertsPanel;
   private readonly heatmapPanel: HeatmapPanel;
   private readonly correlationPanel: CorrelationPanel;
@@ -156,6 +158,9 @@ export class App {
     this.overviewEl = el("section", { class: "overview", attrs: { "aria-label": "Overview" } });
     this.sectionsEl = el("div", { class: "sections" });
     const saveCollapsed = () => save("collapsed", [...this.collapsed]);
+    // The Job view first: with a distributed job it is the tab's overview.
+    this.jobPanel = new JobPanel(this.collapsed, saveCollapsed, this.theme);
+    this.sectionsEl.appendChild(this.jobPanel.panel.root);
     this.alertsPanel = new AlertsPanel(this.collapsed, saveCollapsed, (run, a) => this.zoomToAlert(run, a));
     this.sectionsEl.appendChild(this.alertsPanel.panel.root);
     for (const s of SECTIONS) {
@@ -168,6 +173,7 @@ export class App {
     this.heatmapPanel = new HeatmapPanel(this.collapsed, saveCollapsed);
     this.correlationPanel = new CorrelationPanel(this.collapsed, saveCollapsed, this.theme);
     this.sectionsEl.append(this.heatmapPanel.panel.root, this.correlationPanel.panel.root);
+    this.jobPanel.panel.root.hidden = true;
     this.alertsPanel.panel.root.hidden = true;
     this.heatmapPanel.panel.root.hidden = true;
     this.correlationPanel.panel.root.hidden = true;
@@ -241,6 +247,7 @@ export class App {
     this.group.theme = theme;
     document.documentElement.classList.toggle("dark", theme.dark);
     this.heatmapPanel?.setTheme();
+    this.jobPanel?.setTheme(theme);
     this.correlationPanel?.setTheme(theme);
     this.renderCharts();
   }
@@ -357,6 +364,7 @@ export class App {
       }
       const selected = this.selected ?? new Set<string>();
       this.picker.update(runs, this.runColors(), selected);
+      this.jobPanel.setRuns(runs, selected, versions ? new Map([...versions].map(([r, v]) => [r, v.version])) : null);
       this.noRunsEl.hidden = runs.length > 0;
       this.noneSelectedEl.hidden = runs.length === 0 || selected.size > 0;
 

@@ -17,6 +17,8 @@ export interface Theme {
   severity: { info: string; warning: string; critical: string };
   /** profiled windows (bands on every chart) */
   profile: string;
+  /** a heatmap cell without a value: apart from both ends of viridis (white on light; on dark, not the dark end's near-black) */
+  noData: string;
   palette: string[];
   /** colours of the lines within one run's chart (layers, stages) */
   items: string[];
@@ -44,6 +46,7 @@ export const LIGHT: Theme = {
   refLine: "#9e9e9e",
   severity: { info: "#1a73e8", warning: "#e37400", critical: "#d93025" },
   profile: "#9334e6",
+  noData: "#ffffff",
   palette: LIGHT_PALETTE,
   items: ["#00897b", "#7b61ff", "#c99700", "#d64d9c", "#6a9f2a", "#9c6644", "#5c6bc0", "#ef6c00", "#26a69a", "#8d6e63"],
 };
@@ -59,6 +62,7 @@ export const DARK: Theme = {
   refLine: "#8a8f96",
   severity: { info: "#8ab4f8", warning: "#fdd663", critical: "#f28b82" },
   profile: "#d7aefb",
+  noData: "#5f6368",
   palette: DARK_PALETTE,
   items: ["#4dd0c4", "#a99bff", "#f1ce63", "#f48fb1", "#aed581", "#d7a98c", "#9fa8da", "#ffb74d", "#80cbc4", "#bcaaa4"],
 };

@@ -16,6 +16,8 @@ One public face; each part lives in its own module:
 * `correlations`: series on a common grid within a memory budget (`align`,
   `correlation`, `scatter`, `rank_average`).
 * `run_findings`: plain-language statements about a run (`findings`, `Finding`).
+* `jobs`: a distributed job's ranks side by side, and the findings across
+  them (`job_view`, `job_findings`, `RankData`, `JobParams`).
 * `common`: the series protocol (`SeriesLike`, `Columns`) and severities.
 
 Amounts in sentences go through `tb_plugin_ttsmon.units` (bytes in KiB, MiB,
@@ -58,6 +60,13 @@ from tb_plugin_ttsmon.analytics.heatmaps import (
     limit_of,
     nice_buckets,
 )
+from tb_plugin_ttsmon.analytics.jobs import (
+    JobFinding,
+    JobParams,
+    RankData,
+    job_findings,
+    job_view,
+)
 from tb_plugin_ttsmon.analytics.run_findings import MIN_SAMPLES, Finding, findings
 
 __all__ = [
@@ -72,6 +81,9 @@ __all__ = [
     "AnomalyParams",
     "Columns",
     "Finding",
+    "JobFinding",
+    "JobParams",
+    "RankData",
     "SeriesLike",
     "align",
     "correlation",
@@ -83,6 +95,8 @@ __all__ = [
     "detect_spikes",
     "findings",
     "heatmap",
+    "job_findings",
+    "job_view",
     "label_of",
     "limit_of",
     "max_grid_cells",

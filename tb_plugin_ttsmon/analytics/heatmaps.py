@@ -168,13 +168,7 @@ def heatmap(
         if not ok.any():
             continue
         v = s.value[ok]
-        idx = np.clip(
-            ((s.wall_time[ok] - start_wall_time_s) / bucket_s).astype(np.int64), 0, buckets - 1
-        )
-        counts = np.bincount(idx, minlength=buckets)
-        sums = np.bincount(idx, weights=v, minlength=buckets)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums / counts
+        means, counts = bucket_means(s, start_wall_time_s, bucket_s, buckets)
         lo, hi = float(v.min()), float(v.max())
         limit = _limit_of(tag, series, host_memory_total_bytes, tf_to_nvml)
         if limit:
@@ -203,6 +197,27 @@ def heatmap(
         "bucket_s": bucket_s,
         "rows": rows,
     }
+
+
+def bucket_means(
+    s: SeriesLike, start_wall_time_s: float, bucket_s: float, buckets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of `s`'s finite values in each time bucket, and their counts.
+
+    Bucket ``i`` covers ``start + i * bucket_s`` up to the next; points
+    before the first or after the last bucket count in that bucket. Empty
+    buckets have the mean NaN (and count 0).
+    """
+    ok = np.isfinite(s.value)
+    v = s.value[ok]
+    idx = np.clip(
+        ((s.wall_time[ok] - start_wall_time_s) / bucket_s).astype(np.int64), 0, buckets - 1
+    )
+    counts = np.bincount(idx, minlength=buckets)
+    sums = np.bincount(idx, weights=v, minlength=buckets)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    return means, counts
 
 
 def _with_none(x: np.ndarray, empty: np.ndarray) -> list[float | None]:

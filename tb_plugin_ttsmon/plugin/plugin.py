@@ -46,6 +46,10 @@ READ_CACHE_MAX_BYTES = 128 * 1024 * 1024
 VERSIONS_TTL_S = 1.0
 # How stale an analytic of a growing run may be (seconds): see `_cached`.
 ANALYTICS_MAX_AGE_S = 15.0
+# How long one reading of which runs make up each distributed job serves
+# (seconds), while the set of runs stays the same: a job's membership is in
+# its ranks' run facts, written at their start.
+JOB_MEMBERS_TTL_S = 5.0
 MAX_BATCH_ENTRIES = 500
 # A model with hundreds of parameter tensors (IndexTTS2's GPT) has as many
 # gradients/{layer}/norm series in one run.
@@ -100,6 +104,10 @@ class TTSMonPlugin(base_plugin.TBPlugin):
         self._versions_lock = threading.Lock()
         self._versions_memo: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         self._analytics_versions: dict[tuple[str, str], tuple[str, float]] = {}
+        # Per experiment: (when, run names, {(job, folder): runs}).
+        self._job_members: dict[
+            str, tuple[float, frozenset[str], dict[tuple[str, str], list[str]]]
+        ] = {}
 
     def get_plugin_apps(self) -> dict[str, Any]:
         return {
@@ -120,6 +128,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             "/scatter": self._scatter_route,
             "/findings": self._findings_route,
             "/profiles": self._profiles_route,
+            "/job": self._job_route,
         }
 
     def is_active(self) -> bool:
@@ -370,6 +379,40 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     def _findings_route(self, request: _Request) -> _Response:
         run = self._run(request)
         return self._cached(request, [run], lambda r: r.findings(run), slow=True)
+
+    # -- job routes (issue 11) ----------------------------------------------------
+
+    def _jobs(self, reader: Reader) -> dict[tuple[str, str], list[str]]:
+        """The runs of each distributed job, read again when runs come or go, or every 5 s."""
+        names = frozenset(self._data_versions(reader, None))
+        now = time.monotonic()
+        with self._versions_lock:
+            memo = self._job_members.get(reader.experiment_id)
+        if memo is not None and memo[1] == names and now - memo[0] <= JOB_MEMBERS_TTL_S:
+            return memo[2]
+        members = reader.job_runs()
+        with self._versions_lock:
+            self._job_members[reader.experiment_id] = (now, names, members)
+        return members
+
+    @_application
+    def _job_route(self, request: _Request) -> _Response:
+        job = request.args.get("job")
+        if not job:
+            raise errors.InvalidArgumentError("missing query parameter 'job' (a job id)")
+        folder = request.args.get("folder")
+        buckets = _int_arg(request, "buckets", DEFAULT_BUCKETS, 2, MAX_BUCKETS)
+        reader = self._reader(request)
+        runs = sorted(
+            run
+            for (j, f), members in self._jobs(reader).items()
+            if j == job and (folder is None or f == folder)
+            for run in members
+        )
+        if not runs:
+            where = f" in folder {quoted(folder)}" if folder is not None else ""
+            raise errors.NotFoundError(f"no run of job {quoted(job)}{where}")
+        return self._cached(request, runs, lambda r: r.job(job, folder, runs, buckets), slow=True)
 
     # -- profiler routes (issue 5) ------------------------------------------------
 

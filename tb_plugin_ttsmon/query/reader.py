@@ -23,7 +23,7 @@ import numpy as np
 from tensorboard import errors
 from tensorboard.data import provider as provider_lib
 
-from tb_plugin_ttsmon import analytics, metadata
+from tb_plugin_ttsmon import analytics, catalogue, metadata
 from tb_plugin_ttsmon.query import profiles as profiles_lib
 from tb_plugin_ttsmon.query.cache import ResultCache
 from tb_plugin_ttsmon.query.downsample import minmax_indices
@@ -129,6 +129,31 @@ def group_of(tag: str) -> str:
     return tag.split("/", 1)[0]
 
 
+# Fields of `run/facts` that place a run in its distributed job (docs/format.md).
+JOB_FIELDS = ("job", "rank", "local_rank", "node_rank", "world_size")
+
+
+def folder_of(run: str) -> str:
+    """The folder of a run: its name before the last ``/`` (``""`` at the top level).
+
+    A job is its job id *and* its folder: launchers reuse default ids.
+    """
+    return run.rsplit("/", 1)[0] if "/" in run else ""
+
+
+def job_fields(facts: Any) -> dict[str, Any]:
+    """A run's place in its job from its run facts (None where it is in none)."""
+    doc = facts if isinstance(facts, dict) else {}
+    out = {k: doc.get(k) for k in JOB_FIELDS}
+    if not isinstance(out["job"], str) or not out["job"]:
+        return dict.fromkeys(JOB_FIELDS)
+    for k in JOB_FIELDS[1:]:
+        v = out[k]
+        if not isinstance(v, int) or isinstance(v, bool):
+            out[k] = None
+    return out
+
+
 class Reader:
     """Reads ttsmon data of one experiment for one request."""
 
@@ -225,10 +250,81 @@ class Reader:
                     "last_wall_time_s": max(walls) if walls else None,
                     "restarts": max(process_starts(docs) - 1, 0),
                     "groups": sorted({group_of(t) for t in series}),
+                    **job_fields(latest),
                     "facts": latest,
                 }
             )
         return {"runs": out}
+
+    # -- jobs (issue 11) ---------------------------------------------------------
+
+    def job_runs(self) -> dict[tuple[str, str], list[str]]:
+        """The runs of every distributed job, by (job id, folder)."""
+        scalars = self._list_scalars()
+        tensors = self._list_tensors()
+        names = sorted(set(scalars) | set(tensors))
+        facts = self._documents(names, metadata.RUN_FACTS_TAG) if names else {}
+        out: dict[tuple[str, str], list[str]] = {}
+        for run in names:
+            docs = facts.get(run, [])
+            job = job_fields(docs[-1] if docs else None)["job"]
+            if job is not None:
+                out.setdefault((job, folder_of(run)), []).append(run)
+        return out
+
+    def job(
+        self, job: str, folder: str | None, runs: Sequence[str], buckets: int
+    ) -> dict[str, Any]:
+        """The job view of the runs of job `job` (``GET job`` in http_api.md).
+
+        Reads only the tags the view draws, of every rank at once: a job of
+        64 ranks is one read of the data provider, not 64 whole runs.
+
+        Raises:
+          NotFoundError: `runs` is empty.
+        """
+        where = f" in folder {quoted(folder)}" if folder is not None else ""
+        if not runs:
+            raise errors.NotFoundError(f"no run of job {quoted(job)}{where}")
+        cat = catalogue.load()
+        listed = self._list_scalars(list(runs))
+        wanted_by_run: dict[str, list[str]] = {}
+        for run in runs:
+            wanted_by_run[run] = [
+                t
+                for t in listed.get(run, {})
+                if t.startswith("train/")
+                or t.endswith("/memory_total_bytes")
+                or any(m.match(t) for m in (*cat.job_metrics, *cat.job_gpu_metrics))
+            ]
+        every = sorted({t for tags in wanted_by_run.values() for t in tags})
+        data = (
+            self._provider.read_scalars(
+                self._ctx,
+                experiment_id=self._eid,
+                plugin_name=PLUGIN,
+                downsample=READ_ALL,
+                run_tag_filter=provider_lib.RunTagFilter(runs=list(runs), tags=every),
+            )
+            if every
+            else {}
+        )
+        facts = self._documents(list(runs), metadata.RUN_FACTS_TAG)
+        ranks = []
+        for run in runs:
+            points = data.get(run, {})
+            run_listing = listed.get(run, {})
+            series = {}
+            for tag in wanted_by_run[run]:
+                payload = metadata.parse_plugin_metadata(run_listing[tag].plugin_content)
+                series[tag] = Series(payload.unit, payload.kind, points.get(tag, []))
+            walls = [ts.max_wall_time for ts in run_listing.values()]
+            finite = [w for w in walls if isinstance(w, float) and math.isfinite(w)]
+            docs = facts.get(run, [])
+            latest = docs[-1] if docs and isinstance(docs[-1], dict) else {}
+            ranks.append(analytics.RankData(run, latest, series, max(finite) if finite else None))
+        view = analytics.job_view(ranks, cat.job_metrics, cat.job_gpu_metrics, buckets)
+        return {"job": job, "folder": folder, **view}
 
     def tags(self, run: str) -> dict[str, Any]:
         """Every series of `run` with unit and kind."""

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon.recorder import distributed, writers
 from tb_plugin_ttsmon.recorder import facts as facts_lib
 from tb_plugin_ttsmon.recorder import gradients as gradients_lib
 from tb_plugin_ttsmon.recorder import models as models_lib
-from tb_plugin_ttsmon.recorder import writers
 from tb_plugin_ttsmon.recorder.alerts import DEFAULT_ALERTS, Alert, AlertEngine, AlertEvent
 from tb_plugin_ttsmon.recorder.faults import FaultLog
 from tb_plugin_ttsmon.recorder.inference import InferenceRequest, InferenceSource, InferenceWindow
+from tb_plugin_ttsmon.recorder.node import NodeGated, NodeRole
 from tb_plugin_ttsmon.recorder.profiler import Profiler
 from tb_plugin_ttsmon.recorder.sampler import Sampler, check_interval
 from tb_plugin_ttsmon.recorder.sources import Source
@@ -37,6 +38,11 @@ from tb_plugin_ttsmon.recorder.values import to_float, to_step
 # when a Monitor is created (see `writers.ManagedWriter`).
 WRITE_RETRY_S = writers.WRITE_RETRY_S
 DEFAULT_LOG_DIR = "logs/ttsmon"
+# Who samples the host and the GPUs (see `Monitor`'s `host_sampling`).
+HOST_SAMPLING = ("auto", "always", "never")
+# Overrides of a Monitor's arguments for a whole job, set where the job is launched.
+RANK_DIR_ENV = "TTSMON_RANK_DIR"
+HOST_SAMPLING_ENV = "TTSMON_HOST_SAMPLING"
 
 __all__ = ["DEFAULT_LOG_DIR", "WRITE_RETRY_S", "InferenceRequest", "Monitor"]
 
@@ -96,6 +102,10 @@ class Monitor:
       log_dir: The run directory. It is created if needed; a restarted job
         appends a new event file to it. Give each process its own run
         directory (TensorBoard merges the files of a directory into one run).
+        In a distributed job (torchrun, TF_CONFIG, Open MPI, SLURM; see
+        `recorder.distributed`) it is the job's directory, and rank k writes
+        to ``<log_dir>/<host>-rank<k>`` (see `rank_dir`); `log_dir` then
+        holds that path.
       interval: Seconds between system samples (at least 0.1), or `None` for
         no sampler thread (training and inference logging only).
       writer: ``"auto"`` (tf.summary when TensorFlow imports, else the TF-free
@@ -121,6 +131,21 @@ class Monitor:
         `profile_on_alert_steps` steps from the next `step()`.
       profile_on_alert_steps: Length of such a capture, in training steps.
       start: Whether to start sampling now (else call `start()`).
+      job: The job id recorded in the run facts, in place of the one the
+        launcher's environment gives (every rank of a job must pass the same).
+      rank_dir: Whether a rank of a distributed job writes to its own
+        ``<host>-rank<k>`` subdirectory of `log_dir`. None (default): yes,
+        unless `log_dir` already names the rank (``.../rank3``) or the
+        environment says otherwise (``TTSMON_RANK_DIR=0`` or ``1``); an
+        explicit True or False wins over both.
+      host_sampling: Who samples the host (``system/``, ``container/``) and
+        every GPU's device metrics. ``"auto"``: in a distributed job one rank
+        per node (local rank 0, elected without races through a lock file in
+        the temporary directory; another rank takes over when it exits),
+        written to that rank's run; every rank still samples its own process
+        tree and its GPU memory. Outside a job, this Monitor. ``"always"``:
+        this Monitor, in a job too. ``"never"``: no host or device series.
+        ``TTSMON_HOST_SAMPLING`` sets it for a whole job.
 
     Raises:
       TypeError, ValueError: an argument is of the wrong type or out of range.
@@ -144,12 +169,22 @@ class Monitor:
         profile_on_alert: Sequence[str] = (),
         profile_on_alert_steps: int = 5,
         start: bool = True,
+        job: str | None = None,
+        rank_dir: bool | None = None,
+        host_sampling: str = "auto",
     ) -> None:
         if not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(f"log_dir must be a path, not {type(log_dir).__name__}")
         self.log_dir = os.fspath(log_dir)
         if not self.log_dir:
             raise ValueError("log_dir must not be empty")
+        self._rank = _rank_info(job)
+        self._job_log_dir = self.log_dir
+        self._rank_dir = _use_rank_dir(rank_dir, self._rank, self.log_dir)
+        if self._rank_dir:
+            assert self._rank is not None
+            self.log_dir = _join(self.log_dir, distributed.rank_dir_name(self._rank))
+        self._host_sampling = _host_sampling(host_sampling)
         self.interval = None if interval is None else check_interval(interval)
         self._writer_name = writers.resolve_writer_name(writer)
         if isinstance(flush_s, bool) or not isinstance(flush_s, (int, float)):
@@ -187,6 +222,14 @@ class Monitor:
             react=self._profile_on_alert if self._profile_rules else None,
         )
         self._closed = False
+        self._node_role: NodeRole | None = None
+        self._sources: list[Source] = []
+        # Step phases (`step()`): the end of the previous step, and the
+        # timings of the latest step until they are written (with the
+        # step's `log_training` when it comes, else alone).
+        self._last_step_end_s: float | None = None
+        self._pending_phase: tuple[int, dict[str, float]] | None = None
+        self._phase_lock = threading.Lock()
         self._sampler: Sampler | None = None
         self._sample_clock = _StepClock()
         self._inference_clock = _StepClock()
@@ -226,8 +269,11 @@ class Monitor:
             return self
         if self._sampler is not None and self._sampler.running:
             return self
+        self._sources = self._build_sources()
+        if self._node_role is not None:
+            self._node_role.try_acquire()  # local rank 0 knows its role before the facts
         self._sampler = Sampler(
-            self._build_sources(),
+            self._sources,
             self._emit_sample,
             self.interval,
             self._faults,
@@ -255,6 +301,7 @@ class Monitor:
         self.stop()
         if self._profiler.active:
             self._profiler.stop()
+        self._write_pending_phase()
         self._alerts.close()
         self._closed = True
         atexit.unregister(self._atexit)
@@ -262,6 +309,7 @@ class Monitor:
 
     def flush(self) -> None:
         """Writes everything logged so far to the event file now."""
+        self._write_pending_phase()
         self._output.flush()
 
     def __enter__(self) -> Monitor:
@@ -284,6 +332,18 @@ class Monitor:
     def writer_name(self) -> str:
         """``"tf"`` or ``"event"``: which writer this monitor uses."""
         return self._writer_name
+
+    @property
+    def rank(self) -> distributed.RankInfo | None:
+        """This process's place in its distributed job, or None outside one."""
+        return self._rank
+
+    @property
+    def samples_node(self) -> bool:
+        """Whether this Monitor samples the host and its GPUs now (see `host_sampling`)."""
+        if self._host_sampling == "never":
+            return False
+        return self._node_role is None or self._node_role.holder
 
     # -- training ---------------------------------------------------------
 
@@ -347,6 +407,11 @@ class Monitor:
         Adds ``train/steps_per_s`` since the previous step logged here and
         makes `step` the sampler's latest training step.
         """
+        if self._pending_phase is not None:
+            phase = self._take_phase(step)
+            if phase is not None:
+                for tag, value in phase.items():
+                    scalars.setdefault(tag, value)
         now = time.monotonic()
         mark = self._last_steps_per_s_mark
         if mark is not None and step > mark[0] and now > mark[1]:
@@ -446,12 +511,51 @@ class Monitor:
         Starts and stops armed profile captures, names the step in the trace
         (``tf.profiler.experimental.Trace``) while one runs, and makes `step`
         the latest training step for the system samples.
+
+        Times the step's two phases: ``train/step_time_ms``, the time inside
+        the block, and ``train/data_time_ms``, the time from the end of the
+        previous `step()` block to the start of this one (the input pipeline,
+        usually). They are written with the step's `log_training` when it
+        follows the block, else on their own. In data-parallel training a
+        fast rank waits inside its step for the slowest, so the straggler is
+        the rank whose time *between* steps is longer. A block that raises
+        records no timing.
         """
         step = to_step(step)
+        start_s = time.perf_counter()
+        if self._pending_phase is not None:
+            self._write_pending_phase()
         if self._last_training_step is None or step > self._last_training_step:
             self._last_training_step = step
-        with self._profiler.step(step):
-            yield
+        try:
+            with self._profiler.step(step):
+                yield
+        except BaseException:
+            self._last_step_end_s = None
+            raise
+        end_s = time.perf_counter()
+        phase = {"train/step_time_ms": (end_s - start_s) * 1000.0}
+        if self._last_step_end_s is not None:
+            phase["train/data_time_ms"] = (start_s - self._last_step_end_s) * 1000.0
+        self._last_step_end_s = end_s
+        with self._phase_lock:
+            self._pending_phase = (step, phase)
+
+    def _take_phase(self, step: int | None = None) -> dict[str, float] | None:
+        """The pending step timings (of `step`, if given), now no longer pending."""
+        with self._phase_lock:
+            pending = self._pending_phase
+            if pending is None or (step is not None and pending[0] != step):
+                return None
+            self._pending_phase = None
+        return pending[1]
+
+    def _write_pending_phase(self) -> None:
+        """Writes the latest step's timings alone (no `log_training` took them)."""
+        with self._phase_lock:
+            pending, self._pending_phase = self._pending_phase, None
+        if pending is not None:
+            self._emit(pending[0], pending[1])
 
     def start_profiler(self) -> bool:
         """Starts a profile capture now (the seed's Start Profiler); False if it cannot."""
@@ -608,15 +712,36 @@ class Monitor:
         from tb_plugin_ttsmon.recorder.tfmem import TFMemorySource
 
         process = ProcessTreeSource(self._faults, self._pid)
-        sources: list[Source] = [
-            _TrainingStepSource(self),
+        host: list[Source] = [
             HostSource(self._faults, self.log_dir, per_core=self._per_core_cpu),
-            process,
             CgroupSource(self._faults),
         ]
+        device_wide: Callable[[], bool] | None = None
+        sources: list[Source] = []
+        if self._host_sampling == "never":
+            host = []
+            device_wide = _never
+        elif self._host_sampling == "auto" and self._rank is not None and self._rank.distributed:
+            # One rank per node samples the host and the GPUs (recorder/node.py).
+            self._node_role = role = NodeRole(
+                self._rank.job,
+                self._rank.first_on_node,
+                self._faults,
+                who=self.log_dir,
+                on_takeover=self._on_node_takeover,
+            )
+            sources.append(role)
+            host = [NodeGated(source, role) for source in host]
+            device_wide = role.is_holder
+        sources += [_TrainingStepSource(self), *host, process]
         if self._gpus:
             sources.append(
-                NvmlSource(self._faults, process.tree_pids, gpu_indices=self._gpu_indices)
+                NvmlSource(
+                    self._faults,
+                    process.tree_pids,
+                    gpu_indices=self._gpu_indices,
+                    device_wide=device_wide,
+                )
             )
         sources.append(TFMemorySource(self._faults))
         sources.append(InferenceSource(self._window))
@@ -633,11 +758,27 @@ class Monitor:
             "monitored_pid": self._pid if self._pid is not None else os.getpid(),
         }
 
+    def _on_node_takeover(self) -> None:
+        """This rank became its node's sampler mid-run: new facts say so, with the host's."""
+        self._write_facts(self._sources)
+
     def _write_facts(self, sources: Sequence[Source]) -> None:
         doc = facts_lib.run_facts(self._settings())
         doc["log_dir"] = (
             os.path.abspath(self.log_dir) if "://" not in self.log_dir else self.log_dir
         )
+        if self._rank is not None:
+            doc.update(self._rank.facts())
+            doc["distributed"] = {
+                **self._rank.launcher_facts(),
+                "samples_node": self.samples_node,
+                "rank_dir": self._rank_dir,
+                "job_log_dir": (
+                    os.path.abspath(self._job_log_dir)
+                    if "://" not in self._job_log_dir
+                    else self._job_log_dir
+                ),
+            }
         for source in sources:
             try:
                 doc.update(source.facts())
@@ -690,6 +831,55 @@ class Monitor:
                 self._last_training_step,
             )
         self._output.write(step, scalars, documents, wall_time_s=wall_time_s)
+
+
+def _never() -> bool:
+    return False
+
+
+def _rank_info(job: str | None) -> distributed.RankInfo | None:
+    """The launcher's `RankInfo`, with `job` as its job id when given."""
+    info = distributed.detect()
+    if job is None:
+        return info
+    if not isinstance(job, str) or not job.strip():
+        raise ValueError(f"job must be a non-empty string, got {job!r}")
+    if info is None:
+        return distributed.RankInfo(launcher="none", job=job, rank=0, world_size=1)
+    return info.with_job(job)
+
+
+def _use_rank_dir(rank_dir: bool | None, info: distributed.RankInfo | None, log_dir: str) -> bool:
+    """Whether this rank writes to ``<log_dir>/<host>-rank<k>`` (see `Monitor`)."""
+    if rank_dir is not None and not isinstance(rank_dir, bool):
+        raise TypeError(f"rank_dir must be True, False or None, not {rank_dir!r}")
+    if info is None or not info.distributed:
+        return bool(rank_dir) and info is not None
+    if rank_dir is not None:
+        return rank_dir
+    env = os.environ.get(RANK_DIR_ENV, "").strip().lower()
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env in ("1", "true", "yes", "on"):
+        return True
+    return not distributed.names_rank(log_dir, info.rank)
+
+
+def _host_sampling(value: str) -> str:
+    """The `host_sampling` setting, the environment's where the argument is the default."""
+    if value not in HOST_SAMPLING:
+        raise ValueError(f"host_sampling must be one of {HOST_SAMPLING}, got {value!r}")
+    env = os.environ.get(HOST_SAMPLING_ENV, "").strip().lower()
+    if value == "auto" and env in HOST_SAMPLING:
+        return env
+    return value
+
+
+def _join(log_dir: str, name: str) -> str:
+    """`name` under `log_dir`, a local path or a URL (``s3://bucket/exp1``)."""
+    if "://" in log_dir:
+        return log_dir.rstrip("/") + "/" + name
+    return os.path.join(log_dir, name)
 
 
 def _checked_scalars(scalars: Mapping[str, Any]) -> dict[str, float]:

@@ -163,11 +163,15 @@ class _FirstAvailable:
 class _Device:
     """One GPU being sampled, with its tag strings made once at init."""
 
-    __slots__ = ("fields", "graphics_processes_ok", "handle", "index")
+    __slots__ = ("fields", "graphics_processes_ok", "handle", "index", "next_scan_s", "ours")
 
     def __init__(self, index: int, handle: Any) -> None:
         self.index = index
         self.handle = handle
+        # Whether the monitored process tree was ever seen holding memory
+        # here: the GPUs a rank uses, when it samples only its own processes.
+        self.ours = False
+        self.next_scan_s = 0.0
         # The graphics process list is a nice-to-have next to the compute list;
         # a device that does not support it still gets process memory.
         self.graphics_processes_ok = True
@@ -301,6 +305,13 @@ FIELDS: tuple[_Field, ...] = (
 )
 
 
+_PROCESS_MEMORY_FIELD = FIELDS[-1]
+assert _PROCESS_MEMORY_FIELD.key == "process_memory"
+# Seconds between looks at a GPU that holds none of a rank's processes, for a
+# rank that samples only its own processes (it may start using one later).
+PROCESS_RESCAN_S = 10.0
+
+
 def _describe(err: BaseException) -> str:
     """`err` as "TypeName: message", safe for any exception."""
     try:
@@ -398,6 +409,7 @@ class NvmlSource:
         tree_pids: Callable[[], Collection[int]] = _no_pids,
         nvml: Any = None,
         gpu_indices: Sequence[int] | None = None,
+        device_wide: Callable[[], bool] | None = None,
     ) -> None:
         """Creates the source; NVML is started by the first `sample()` or `facts()`.
 
@@ -410,12 +422,19 @@ class NvmlSource:
             ``pynvml`` when NVML is started.
           gpu_indices: NVML indices of the GPUs to sample; None samples those
             that CUDA_VISIBLE_DEVICES names when it is set, else every GPU.
+          device_wide: Whether to read the device-wide fields this sample
+            (called once per sample). In a job of many ranks only the node's
+            sampler reads them (`recorder.node`); every other rank reads only
+            its own processes' memory, and only on the GPUs that hold some
+            (`gpu/{gpu}/process_memory_used_bytes`; the others are looked at
+            again every `PROCESS_RESCAN_S`). None: always.
         """
         self._faults = faults
         self._health = FieldHealth(faults, self.name)
         self._tree_pids = tree_pids
         self._lib = nvml
         self._gpu_indices = None if gpu_indices is None else [int(i) for i in gpu_indices]
+        self._device_wide = device_wide
         self._lock = threading.Lock()
         self._started = False  # start was tried (it is tried once per run)
         self._live = False  # NVML is initialised by us and not shut down yet
@@ -444,7 +463,10 @@ class NvmlSource:
             if not self._live:
                 return
         try:
-            self._sample_devices(out)
+            if self._device_wide is None or self._device_wide():
+                self._sample_devices(out)
+            else:
+                self._sample_own_processes(monotonic_s, out)
         except Exception as err:  # the job must go on, whatever went wrong here
             self._faults.warn_once(
                 f"nvml:sample:{type(err).__name__}", "nvml: sampling failed (%s)", _describe(err)
@@ -623,6 +645,34 @@ class NvmlSource:
                 for tag, value in zip(tags, values, strict=True):
                     if value is not None:
                         out[tag] = value
+
+    def _sample_own_processes(self, monotonic_s: float, out: dict[str, float]) -> None:
+        """Only the process tree's memory, on the GPUs it uses (a rank not sampling its node)."""
+        nv = self._nv
+        assert nv is not None  # set whenever _live is
+        nv.new_sample()
+        for dev in self._devices:
+            if not dev.ours and monotonic_s < dev.next_scan_s:
+                continue
+            for row, key, tags in dev.fields:
+                if row is not _PROCESS_MEMORY_FIELD:
+                    continue
+                try:
+                    values = row.read(nv, dev)
+                except nv.error as err:
+                    if nv.code(err) == nv.gpu_is_lost:
+                        self._lose(dev, err)
+                        break
+                    self._field_failed(dev, key, _describe(err), nv.is_permanent(err))
+                    continue
+                self._health.ok(key)
+                used = values[0]
+                if used is not None and used > 0:
+                    dev.ours = True
+                if dev.ours and used is not None:
+                    out[tags[0]] = used
+                elif not dev.ours:
+                    dev.next_scan_s = monotonic_s + PROCESS_RESCAN_S
 
     def _field_failed(self, dev: _Device, key: str, reason: str, permanent: bool) -> None:
         self._health.failed(key, reason, permanent=permanent)

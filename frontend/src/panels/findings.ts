@@ -27,21 +27,20 @@ export class FindingsView {
       this.root.appendChild(el("div", { class: "findings-empty" }, "No findings: nothing in the data so far calls for attention."));
       return;
     }
-    for (const { run, color, f } of rows) {
-      const sev: Severity = SEVERITIES.includes(f.severity) ? f.severity : "info";
-      this.root.appendChild(
-        el(
-          "div",
-          { class: `finding sev-${sev}`, dataset: { finding: String(f.id ?? "") } },
-          severityIcon(sev, 18),
-          el(
-            "div",
-            { class: "finding-body" },
-            el("div", { class: "finding-title" }, f.title ?? "", multi ? runLabel(run, color) : null),
-            el("div", { class: "finding-text", dir: "auto" }, f.text ?? ""),
-          ),
-        ),
-      );
-    }
+    for (const { run, color, f } of rows) this.root.appendChild(findingRow(f, multi ? runLabel(run, color) : null));
   }
+}
+
+/**
+ * One finding: its severity icon, title (with `beside` after it: the run's
+ * chip, or the rank a job's finding is about) and text.
+ */
+export function findingRow(f: Finding, beside: Node | null = null): HTMLElement {
+  const sev: Severity = SEVERITIES.includes(f.severity) ? f.severity : "info";
+  return el(
+    "div",
+    { class: `finding sev-${sev}`, dataset: { finding: String(f.id ?? "") } },
+    severityIcon(sev, 18),
+    el("div", { class: "finding-body" }, el("div", { class: "finding-title" }, f.title ?? "", beside), el("div", { class: "finding-text", dir: "auto" }, f.text ?? "")),
+  );
 }

@@ -91,6 +91,12 @@ PUBLIC = [
     "nice_buckets",
     "findings",
     "tf_gpu_to_nvml_gpu",
+    # The job view (issue 11).
+    "JobFinding",
+    "JobParams",
+    "RankData",
+    "job_findings",
+    "job_view",
 ]
 
 

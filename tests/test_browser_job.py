@@ -9,14 +9,6 @@ header, findings naming the right ranks, every metric row with its worst
 rank, the heatmap's rows, colours and hover, the band charts, the per-node
 GPU small multiples) and compare it with what the `JobSpec` planted.
 
-Two sources for the `job` route:
-
-- ``backend``: the plugin's own route;
-- ``mocked``: the same TensorBoard for everything else, `job` answered by
-  Playwright with the documented shape (http_api.md, "Job routes"), computed
-  here from exactly the points `jobdata` writes, so the tab's side is tested
-  whatever the backend's analytics say.
-
 A second case starts from a log directory without any job (the panel is
 hidden, the picker groups by folder) and adds a 2-rank job while the tab is
 open: the panel appears and the picker groups by job, the loose run under
@@ -31,26 +23,21 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 import shutil
 import statistics
 import time
-import urllib.parse
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import jobdata
-import numpy as np
 import pytest
 from browserkit import SKIPS, Tab, api_url, get_json
 from jobdata import JobSpec
 from tbserver import tensorboard_server
 
 from tb_plugin_ttsmon import catalogue
-from tb_plugin_ttsmon.analytics.heatmaps import nice_buckets
 
 pytestmark = SKIPS
 
@@ -65,269 +52,7 @@ SPEC = JobSpec(
 )
 SMALL = JobSpec(folder="exp2", job="slurm-4242.0", nodes=1, ranks_per_node=2)
 LOOSE_RUN = "solo/laptop"
-SOURCES = ["backend", "mocked"]
 GIB = 1024**3
-
-
-# -- what the job route answers, computed from what jobdata writes -------------
-
-
-class _Recorder:
-    """Stands in for the event writer: keeps every (wall time, value) per tag."""
-
-    def __init__(self) -> None:
-        self.points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-
-    def write(
-        self,
-        step: int,
-        scalars: Any,
-        documents: Any = None,
-        wall_time_s: float | None = None,
-    ) -> None:
-        assert wall_time_s is not None
-        for tag, value in dict(scalars).items():
-            self.points[tag].append((wall_time_s, float(value)))
-
-
-def _written(spec: JobSpec) -> list[dict[str, list[tuple[float, float]]]]:
-    """Per rank, the points `jobdata.write_job` writes for it."""
-    end_s = spec.start_wall_s + spec.steps * spec.step_s + (spec.hang_for_s or 0.0)
-    out = []
-    for rank in range(spec.world_size):
-        node, local = divmod(rank, spec.ranks_per_node)
-        rec = _Recorder()
-        jobdata._write_rank(cast(Any, rec), spec, rank, node, local, end_s)
-        out.append(rec.points)
-    return out
-
-
-def _bucket_means(
-    points: list[tuple[float, float]], start: float, bucket_s: float, n: int
-) -> np.ndarray:
-    out = np.full(n, np.nan)
-    if not points:
-        return out
-    wall, value = np.array(points).T
-    idx = np.clip(((wall - start) / bucket_s).astype(np.int64), 0, n - 1)
-    counts = np.bincount(idx, minlength=n)
-    sums = np.bincount(idx, weights=value, minlength=n)
-    with np.errstate(invalid="ignore"):
-        out = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return out
-
-
-def _json_list(a: np.ndarray) -> list[float | None]:
-    return [None if math.isnan(v) else round(float(v), 6) for v in a]
-
-
-def _nan_stat(rows: np.ndarray, fn: Any) -> list[float | None]:
-    out: list[float | None] = []
-    for col in rows.T:
-        finite = col[~np.isnan(col)]
-        out.append(round(float(fn(finite)), 6) if finite.size else None)
-    return out
-
-
-def _mock_job_view(spec: JobSpec, buckets: int) -> dict[str, Any]:
-    """The `job` answer for `spec` (http_api.md), from the points it writes."""
-    cat = catalogue.load()
-    ranks_points = _written(spec)
-    walls = [w for pts in ranks_points for series in pts.values() for w, _ in series]
-    start, bucket_s, n = nice_buckets(min(walls), max(walls), buckets)
-    ranks = []
-    for rank, pts in enumerate(ranks_points):
-        node, local = divmod(rank, spec.ranks_per_node)
-        steps = pts.get("train/loss", [])
-        ranks.append(
-            {
-                "rank": rank,
-                "run": spec.run(rank),
-                "host": spec.host(node),
-                "node_rank": node,
-                "local_rank": local,
-                "samples_node": local == 0,
-                "gpus": [local],
-                "last_step": len(steps),
-                "last_wall_time_s": max(w for s in pts.values() for w, _ in s),
-                "last_step_wall_time_s": steps[-1][0] if steps else None,
-            }
-        )
-    metrics = []
-    for m in cat.job_metrics:
-        rows = []
-        for pts in ranks_points:
-            tags = [t for t in pts if m.match(t)]
-            per_tag = [_bucket_means(pts[t], start, bucket_s, n) for t in tags]
-            if not per_tag:
-                rows.append(np.full(n, np.nan))
-            elif m.sum:
-                stacked = np.vstack(per_tag)
-                rows.append(
-                    np.where(np.isnan(stacked).all(axis=0), np.nan, np.nansum(stacked, axis=0))
-                )
-            else:
-                all_points = [p for t in tags for p in pts[t]]
-                rows.append(_bucket_means(all_points, start, bucket_s, n))
-        grid = np.vstack(rows)
-        if np.isnan(grid).all():
-            continue
-        medians = np.array(
-            [np.nanmedian(r) if not np.isnan(r).all() else np.nan for r in grid], dtype=float
-        )
-        ok = ~np.isnan(medians)
-        order = np.where(ok, medians, -np.inf if m.worse == "high" else np.inf)
-        worst_row = int(np.argmax(order) if m.worse == "high" else np.argmin(order))
-        metrics.append(
-            {
-                "id": m.id,
-                "tag": m.tag,
-                "title": m.title,
-                "unit": m.unit,
-                "worse": m.worse,
-                "description": m.description,
-                "values": [_json_list(r) for r in grid],
-                "min": _nan_stat(grid, np.min),
-                "median": _nan_stat(grid, np.median),
-                "max": _nan_stat(grid, np.max),
-                "worst": {
-                    "rank": worst_row,
-                    "run": spec.run(worst_row),
-                    "value": float(medians[worst_row]),
-                    "job_median": float(np.median(medians[ok])),
-                },
-            }
-        )
-    gpu_metrics = [
-        {"id": g.id, "title": g.title, "unit": g.unit, "y": g.y, "description": g.description}
-        for g in cat.job_gpu_metrics
-    ]
-    nodes = []
-    for node in range(spec.nodes):
-        sampler = node * spec.ranks_per_node
-        pts = ranks_points[sampler]
-        gpus = []
-        for g in range(spec.ranks_per_node):
-            series = {}
-            for gm in cat.job_gpu_metrics:
-                tag = gm.tag.replace("{gpu}", str(g))
-                series[gm.id] = _json_list(_bucket_means(pts.get(tag, []), start, bucket_s, n))
-            total = pts.get(f"gpu/{g}/memory_total_bytes", [(0, 0.0)])[-1][1]
-            gpus.append(
-                {"gpu": g, "ranks": [sampler + g], "memory_total_bytes": total, "series": series}
-            )
-        nodes.append(
-            {"node_rank": node, "host": spec.host(node), "run": spec.run(sampler), "gpus": gpus}
-        )
-    return {
-        "job": spec.job,
-        "folder": spec.folder,
-        "world_size": spec.world_size,
-        "node_count": spec.nodes,
-        "start_wall_time_s": start,
-        "end_wall_time_s": start + n * bucket_s,
-        "bucket_s": bucket_s,
-        "buckets": n,
-        "ranks": ranks,
-        "metrics": metrics,
-        "gpu_metrics": gpu_metrics,
-        "nodes": nodes,
-        "findings": _mock_findings(spec),
-    }
-
-
-def _mock_findings(spec: JobSpec) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    s = spec.straggler_rank
-    if s is not None:
-        out.append(
-            {
-                "id": "straggler",
-                "severity": "warning",
-                "title": f"Rank {s} is the straggler",
-                "text": f"Rank {s} ({spec.run(s)}) spends {spec.straggler_data_ms:g} ms between "
-                f"steps against the job's median of {spec.fast_data_ms:g} ms; the other ranks "
-                "wait for it inside their steps.",
-                "numbers": {"data_time_ms": spec.straggler_data_ms},
-                "rank": s,
-                "run": spec.run(s),
-            }
-        )
-    r = spec.stalled_rank
-    if r is not None:
-        out.append(
-            {
-                "id": "stalled_rank",
-                "severity": "critical",
-                "title": f"Rank {r} stopped logging training steps",
-                "text": f"Rank {r} ({spec.run(r)}) logged no step after "
-                f"{spec.stall_at_s:g} s while the others went on.",
-                "numbers": {"stalled_for_s": spec.steps * spec.step_s - spec.stall_at_s},
-                "rank": r,
-                "run": spec.run(r),
-            }
-        )
-    h = spec.heavy_memory_rank
-    if h is not None:
-        out.append(
-            {
-                "id": "uneven_gpu_memory",
-                "severity": "warning",
-                "title": "GPU memory differs a lot across ranks",
-                "text": f"Rank {h} ({spec.run(h)}) holds 62 GiB of GPU memory, the median "
-                "rank 31 GiB.",
-                "numbers": {"max_bytes": 62.0 * GIB},
-                "rank": h,
-                "run": spec.run(h),
-            }
-        )
-    return out
-
-
-def _install_job_mock(context: Any, specs: list[JobSpec]) -> None:
-    def handle(route: Any) -> None:
-        q = urllib.parse.parse_qs(urllib.parse.urlparse(route.request.url).query)
-        job, folder = q["job"][0], q.get("folder", [""])[0]
-        buckets = int(q.get("buckets", ["120"])[0])
-        spec = next((s for s in specs if s.job == job and s.folder == folder), None)
-        if spec is None:
-            route.fulfill(status=404, content_type="text/plain", body=f"no run of job {job}")
-            return
-        body = json.dumps(_mock_job_view(spec, buckets))
-        route.fulfill(status=200, content_type="application/json", body=body)
-
-    context.route(re.compile(r"/data/plugin/ttsmon/job\?"), handle)
-
-
-class _JobTab(Tab):
-    """A Tab whose `job` route is answered by Playwright (``mocked``) or the plugin."""
-
-    def __init__(self, browser: Any, url: str, source: str, specs: list[JobSpec]) -> None:
-        if source == "backend":
-            super().__init__(browser, url)
-            return
-        real_new_context = browser.new_context
-
-        def new_context(**kwargs: Any) -> Any:
-            context = real_new_context(**kwargs)
-            _install_job_mock(context, specs)
-            return context
-
-        browser.new_context = new_context
-        try:
-            super().__init__(browser, url)
-        finally:
-            browser.new_context = real_new_context
-
-
-def _require_source(tb_url: str, source: str, spec: JobSpec) -> None:
-    """The backend variant needs the plugin's `job` route: without it, this fails."""
-    if source != "backend":
-        return
-    status, _ = get_json(
-        api_url(tb_url, "job", [("job", spec.job), ("folder", spec.folder), ("buckets", "50")])
-    )
-    assert status == 200, f"the plugin's job route must answer 200, not {status}"
 
 
 # -- fixtures --------------------------------------------------------------------
@@ -408,10 +133,8 @@ def _shot(target: Any, tmp_path: Path, name: str) -> None:
 # -- the 64-rank job -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", SOURCES)
-def test_job_view_of_a_64_rank_job(browser: Any, job_tb: str, source: str, tmp_path: Path) -> None:
-    _require_source(job_tb, source, SPEC)
-    tab = _JobTab(browser, job_tb, source, [SPEC])
+def test_job_view_of_a_64_rank_job(browser: Any, job_tb: str, tmp_path: Path) -> None:
+    tab = Tab(browser, job_tb)
     try:
         frame, page = tab.frame, tab.page
         # Tall enough for the whole Job panel in one screenshot.
@@ -541,10 +264,10 @@ def test_job_view_of_a_64_rank_job(browser: Any, job_tb: str, source: str, tmp_p
 
         stats = _wait_rendered(tab)
         print(
-            f"\njob view ({source}), 64 ranks x 8 GPUs: render {stats['lastRenderMs']:.0f} ms"
+            f"\njob view, 64 ranks x 8 GPUs: render {stats['lastRenderMs']:.0f} ms"
             f" (answer parsed -> drawn), load {stats['lastLoadMs']:.0f} ms (request -> drawn)"
         )
-        _shot(job, tmp_path, f"heatmap-{source}")
+        _shot(job, tmp_path, "heatmap")
 
         # Band mode: a chart per metric with the band, the median and the worst rank's line.
         frame.locator('.job-mode .seg-btn[data-mode="band"]').click()
@@ -558,13 +281,13 @@ def test_job_view_of_a_64_rank_job(browser: Any, job_tb: str, source: str, tmp_p
             f"rank {SPEC.straggler_rank} (worst)",
         ]
         assert frame.evaluate("localStorage.getItem('ttsmon.jobMode')") == '"band"'
-        _shot(job, tmp_path, f"band-{source}")
+        _shot(job, tmp_path, "band")
 
         # Dark mode (TensorBoard's setting), the heatmaps again.
         frame.locator('.job-mode .seg-btn[data-mode="heatmap"]').click()
         page.evaluate("document.body.classList.add('dark-mode')")
         frame.wait_for_function("document.documentElement.classList.contains('dark')")
-        _shot(job, tmp_path, f"dark-{source}")
+        _shot(job, tmp_path, "dark")
         page.evaluate("document.body.classList.remove('dark-mode')")
 
         # The picker groups by job (no stored choice, runs in a job): ranks in
@@ -631,16 +354,15 @@ def _picker_groups(tab: Tab) -> list[tuple[str, list[str]]]:
     ]
 
 
-@pytest.mark.parametrize("source", SOURCES)
 def test_job_panel_appears_with_a_job_and_loose_runs_are_not_in_a_job(
-    browser: Any, tmp_path: Path, source: str
+    browser: Any, tmp_path: Path
 ) -> None:
     root = tmp_path / "logs"
     root.mkdir()
     _write_loose_run(root)
     with tensorboard_server(str(root), load_fast=True) as url:
         _wait_for_runs(url, 1)
-        tab = _JobTab(browser, url, source, [SMALL])
+        tab = Tab(browser, url)
         try:
             frame = tab.frame
             job = frame.locator('section[data-section="job"]')
@@ -654,7 +376,6 @@ def test_job_panel_appears_with_a_job_and_loose_runs_are_not_in_a_job(
             # A 2-rank job starts writing while the tab is open.
             jobdata.write_job(root, SMALL)
             _wait_for_runs(url, 3)
-            _require_source(url, source, SMALL)
             frame.wait_for_function(
                 "document.querySelector('.picker-count').textContent.endsWith('/3')",
                 timeout=60_000,
@@ -756,13 +477,11 @@ def test_job_panel_says_why_it_is_empty(browser: Any, job_tb: str) -> None:
     finally:
         tab.close()
     # A job whose ranks have logged nothing the view draws yet.
-    empty = _mock_job_view(SMALL, 50) | {
-        "job": SPEC.job,
-        "folder": SPEC.folder,
-        "metrics": [],
-        "nodes": [],
-        "findings": [],
-    }
+    status, real = get_json(
+        api_url(job_tb, "job", [("job", SPEC.job), ("folder", SPEC.folder), ("buckets", "50")])
+    )
+    assert status == 200
+    empty = real | {"metrics": [], "nodes": [], "findings": []}
     tab = _AnsweredTab(browser, job_tb, 200, json.dumps(empty), "application/json")
     try:
         _wait_rendered(tab)

@@ -163,7 +163,15 @@ class _FirstAvailable:
 class _Device:
     """One GPU being sampled, with its tag strings made once at init."""
 
-    __slots__ = ("fields", "graphics_processes_ok", "handle", "index", "next_scan_s", "ours")
+    __slots__ = (
+        "fields",
+        "graphics_processes_ok",
+        "handle",
+        "index",
+        "lost",
+        "next_scan_s",
+        "ours",
+    )
 
     def __init__(self, index: int, handle: Any) -> None:
         self.index = index
@@ -172,6 +180,7 @@ class _Device:
         # here: the GPUs a rank uses, when it samples only its own processes.
         self.ours = False
         self.next_scan_s = 0.0
+        self.lost = False  # fell off the bus: dropped for the rest of the run
         # The graphics process list is a nice-to-have next to the compute list;
         # a device that does not support it still gets process memory.
         self.graphics_processes_ok = True
@@ -621,27 +630,13 @@ class NvmlSource:
         nv = self._nv
         assert nv is not None  # set whenever _live is
         nv.new_sample()
-        health = self._health
         for dev in self._devices:
             for row, key, tags in dev.fields:
-                try:
-                    values = row.read(nv, dev)
-                except nv.error as err:
-                    if nv.code(err) == nv.gpu_is_lost:
-                        self._lose(dev, err)
+                values = self._read_field(nv, dev, row, key)
+                if values is None:
+                    if dev.lost:
                         break
-                    self._field_failed(dev, key, _describe(err), nv.is_permanent(err))
                     continue
-                except Exception as err:  # a bug here must not stop the training job
-                    self._faults.warn_once(
-                        f"nvml:{key}:{type(err).__name__}",
-                        "nvml: reading %s raised %s (a ttsmon bug)",
-                        key,
-                        _describe(err),
-                    )
-                    self._field_failed(dev, key, _describe(err), False)
-                    continue
-                health.ok(key)
                 for tag, value in zip(tags, values, strict=True):
                     if value is not None:
                         out[tag] = value
@@ -657,22 +652,36 @@ class NvmlSource:
             for row, key, tags in dev.fields:
                 if row is not _PROCESS_MEMORY_FIELD:
                     continue
-                try:
-                    values = row.read(nv, dev)
-                except nv.error as err:
-                    if nv.code(err) == nv.gpu_is_lost:
-                        self._lose(dev, err)
-                        break
-                    self._field_failed(dev, key, _describe(err), nv.is_permanent(err))
-                    continue
-                self._health.ok(key)
-                used = values[0]
+                values = self._read_field(nv, dev, row, key)
+                used = None if values is None else values[0]
                 if used is not None and used > 0:
                     dev.ours = True
                 if dev.ours and used is not None:
                     out[tags[0]] = used
                 elif not dev.ours:
                     dev.next_scan_s = monotonic_s + PROCESS_RESCAN_S
+
+    def _read_field(self, nv: _Nvml, dev: _Device, row: _Field, key: str) -> Reading | None:
+        """One field of one GPU, or None when it failed (reported; a lost GPU is dropped)."""
+        try:
+            values = row.read(nv, dev)
+        except nv.error as err:
+            if nv.code(err) == nv.gpu_is_lost:
+                self._lose(dev, err)
+            else:
+                self._field_failed(dev, key, _describe(err), nv.is_permanent(err))
+            return None
+        except Exception as err:  # a bug here must not stop the training job
+            self._faults.warn_once(
+                f"nvml:{key}:{type(err).__name__}",
+                "nvml: reading %s raised %s (a ttsmon bug)",
+                key,
+                _describe(err),
+            )
+            self._field_failed(dev, key, _describe(err), False)
+            return None
+        self._health.ok(key)
+        return values
 
     def _field_failed(self, dev: _Device, key: str, reason: str, permanent: bool) -> None:
         self._health.failed(key, reason, permanent=permanent)
@@ -681,6 +690,7 @@ class NvmlSource:
             dev.fields = [f for f in dev.fields if f[1] != key]
 
     def _lose(self, dev: _Device, err: BaseException) -> None:
+        dev.lost = True
         self._devices = [d for d in self._devices if d is not dev]
         self._faults.warn_once(
             f"nvml:gpu{dev.index}:lost",

@@ -99,3 +99,28 @@ def test_process_that_exits_stops_its_metrics(caplog):
     src.sample(time.time(), out)
     assert out == {}
     assert not src.alive()
+
+
+def test_descendants_from_the_kernels_child_lists_match_psutils_walk():
+    from tb_plugin_ttsmon.recorder.host import descendant_pids
+
+    if not sys.platform.startswith("linux"):
+        assert descendant_pids(os.getpid()) is None
+        return
+    # Children with children of their own.
+    kids = [
+        subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30"], start_new_session=True)
+        for _ in range(3)
+    ]
+    try:
+        deadline = time.monotonic() + 10
+        while len(psutil.Process().children(recursive=True)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        walked = sorted(p.pid for p in psutil.Process().children(recursive=True))
+        assert len(walked) >= 6
+        assert sorted(descendant_pids(os.getpid())) == walked
+    finally:
+        for k in kids:
+            os.killpg(k.pid, 9)  # the grandchildren too
+            k.wait()
+    assert descendant_pids(2**22 + 12345) is None  # no such process

@@ -16,11 +16,41 @@ import psutil
 
 from tb_plugin_ttsmon.recorder.faults import FaultLog, FieldHealth
 
-# Finding a process's descendants reads /proc/<pid>/stat of every process on
-# the host, the most expensive step of a sample on a busy machine; the tree
-# changes rarely (data-loader workers start with an epoch), so it is looked
-# up at most this often.
+# Finding a process's descendants through psutil reads /proc/<pid>/stat of
+# every process on the host, the most expensive step of a sample on a busy
+# machine; the tree changes rarely (data-loader workers start with an epoch),
+# so it is looked up at most this often.
 CHILDREN_REFRESH_S = 5.0
+
+
+def descendant_pids(pid: int) -> list[int] | None:
+    """The pids below `pid`, from the kernel's own child lists; None where there are none.
+
+    Linux lists each thread's children in ``/proc/<pid>/task/<tid>/children``
+    (CONFIG_PROC_CHILDREN, on in the common distributions' kernels), so the
+    tree costs one small read per thread of its processes, where psutil's
+    `children()` reads every process of the host: 8 ranks on a node with a
+    thousand processes would each read a thousand files every 5 s. A child
+    created while the lists are read may be missed until the next refresh.
+    """
+    try:
+        found: list[int] = []
+        todo = [pid]
+        while todo:
+            parent = todo.pop()
+            for tid in os.listdir(f"/proc/{parent}/task"):
+                try:
+                    with open(f"/proc/{parent}/task/{tid}/children", "rb") as f:
+                        kids = [int(k) for k in f.read().split()]
+                except FileNotFoundError:
+                    if tid == str(parent):
+                        raise
+                    continue  # a thread that ended
+                found += kids
+                todo += kids
+        return found
+    except (OSError, ValueError):
+        return None  # not Linux, no CONFIG_PROC_CHILDREN, or the root is gone
 
 
 class HostSource:
@@ -250,7 +280,7 @@ class ProcessTreeSource:
         if mono - self._children_at >= CHILDREN_REFRESH_S:
             self._children_at = mono
             procs = {self._pid: self._root}
-            for child in self._root.children(recursive=True):
+            for child in self._children():
                 # Keep the old object: psutil checks a pid's identity by
                 # its creation time, which a reused pid would not match.
                 procs[child.pid] = self._procs.get(child.pid, child)
@@ -295,6 +325,24 @@ class ProcessTreeSource:
         out["process/thread_count"] = float(threads)
         # Children only: the root may be missing from `cpu_now` (access denied).
         out["process/child_count"] = float(sum(1 for pid in cpu_now if pid != self._pid))
+
+    def _children(self) -> list[psutil.Process]:
+        """The root's descendants: from the kernel's child lists where it has them."""
+        assert self._root is not None
+        pids = descendant_pids(self._pid)
+        if pids is None:
+            return list(self._root.children(recursive=True))
+        out = []
+        for pid in pids:
+            known = self._procs.get(pid)
+            if known is not None:
+                out.append(known)
+                continue
+            try:
+                out.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue  # exited since it was listed
+        return out
 
     def facts(self) -> dict[str, Any]:
         """The root process's pid and command name."""

@@ -800,10 +800,15 @@ class Monitor:
         # TensorFlow's writer flushes only when it is written to, so the
         # sampler also flushes on time: logged data then reaches TensorBoard
         # within flush_s + interval even while training code logs nothing.
+        # The event writer's own thread flushes on that timer already; a
+        # flush asked from here would only wake it once more and wait for it.
         now = time.monotonic()
         if now - self._last_flush_s >= self.flush_s:
             self._last_flush_s = now
-            self.flush()
+            if self._writer_name == "tf":
+                self.flush()
+            else:
+                self._write_pending_phase()
 
     def _flush_loop(self, stop: threading.Event) -> None:
         """Without a sampler, flushes every flush_s (TensorFlow's writer needs it)."""

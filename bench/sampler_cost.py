@@ -20,8 +20,9 @@ figure. Three clocks are read around each block:
   work of EventFileWriter's own thread (framing, CRC, the file write);
 * ``wall``: `time.perf_counter()`.
 
-Back to back, the process-tree walk (`psutil.Process.children`, which reads
-every process of the host) runs only every ``CHILDREN_REFRESH_S`` seconds of
+Back to back, the process-tree walk (the kernel's child lists, one read per
+thread of the tree; psutil's walk of every process of the host where the
+kernel has none) runs only every ``CHILDREN_REFRESH_S`` seconds of
 wall time, so it is timed on its own and its share is added to the per-sample
 cost at each rate (at 1 Hz one sample in five pays for it). The share of a
 core is CPU seconds per sample times samples per second.
@@ -122,13 +123,14 @@ def _time_block(mon: Monitor, calls: int) -> tuple[float, float, float]:
 
 def _tree_walk_cpu_s(repeats: int = 20) -> float:
     """CPU seconds of one walk of this process's tree, as ProcessTreeSource does it."""
-    import psutil
+    from tb_plugin_ttsmon.recorder.faults import FaultLog
+    from tb_plugin_ttsmon.recorder.host import ProcessTreeSource
 
-    proc = psutil.Process()
-    proc.children(recursive=True)
+    source = ProcessTreeSource(FaultLog())
+    source.sample(time.monotonic(), {})  # sets up the root process
     t0 = time.thread_time()
     for _ in range(repeats):
-        proc.children(recursive=True)
+        source._children()
     return (time.thread_time() - t0) / repeats
 
 

@@ -14,7 +14,7 @@ STAMP := $(VENV)/.ttsmon-installed
 
 # Headless Chromium for the browser tests (Playwright drives it; browser
 # downloads are impossible here) and a font with Ge'ez glyphs for Amharic.
-APT_PACKAGES := chromium fonts-sil-abyssinica fontconfig
+APT_PACKAGES := chromium fonts-sil-abyssinica fontconfig prometheus
 
 # PyTorch's CPU build, for the tests of the PyTorch path, only where its wheel
 # lies on this machine's disk: from an index, `pip install torch` would fetch a
@@ -80,6 +80,8 @@ bench: $(STAMP)
 	$(PY) bench/plugin_read.py --quick
 	$(PY) bench/analytics.py --quick
 	$(PY) bench/node_sampling.py --quick
+	$(PY) bench/serving_cost.py --quick
+	$(PY) bench/logparse_rate.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

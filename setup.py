@@ -31,6 +31,8 @@ setup(
         "matplotlib>=3.6",  # charts of `ttsmon report` (static HTML)
         # CRC32C in C for the event files' record framing (TensorBoard's is pure Python).
         "google-crc32c>=1.5",
+        # The /metrics endpoint for Prometheus (Monitor(prometheus_port=...), watch).
+        "prometheus_client>=0.17",
     ],
     extras_require={
         "tf": ["tensorflow>=2.16"],

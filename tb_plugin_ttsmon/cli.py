@@ -47,6 +47,16 @@ def _positive_interval(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {port}")
+    return port
+
+
 def _pid(text: str) -> int:
     try:
         pid = int(text)
@@ -74,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         "TensorBoard run directory until it exits. Either start COMMAND (after --) and "
         "return its exit code, or watch a running process with --pid and return 0 when it "
         "ends. SIGINT and SIGTERM are passed on to COMMAND.",
-        usage="ttsmon watch --logdir DIR [--interval S] [--no-gpus]\n"
+        usage="ttsmon watch --logdir DIR [--interval S] [--no-gpus] [--parse FORMAT]\n"
+        "                    [--parse-pattern NAME=REGEX ...] [--prometheus-port N]\n"
         "                    (--pid PID | -- COMMAND ARGS...)",
     )
     watch.add_argument("--logdir", required=True, metavar="DIR", help="the run directory")
@@ -87,6 +98,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--pid", type=_pid, help="watch this running process instead")
     watch.add_argument("--no-gpus", action="store_true", help="do not sample GPUs through NVML")
+    watch.add_argument(
+        "--parse",
+        metavar="FORMAT",
+        help="record inference requests from COMMAND's own timer lines; FORMAT is a model "
+        "family's log format (indextts2). Its output passes through unchanged",
+    )
+    watch.add_argument(
+        "--parse-pattern",
+        action="append",
+        default=[],
+        metavar="NAME=REGEX",
+        help="a timer line of your own: NAME is a stage (its seconds; NAME_ms for "
+        "milliseconds), total, audio or rtf; REGEX's first group is the number (repeatable)",
+    )
+    watch.add_argument(
+        "--prometheus-port",
+        type=_port,
+        metavar="N",
+        help="serve /metrics for Prometheus on this port (request, stage and first-audio "
+        "latency histograms, RTF, counters, the latest system and GPU samples)",
+    )
+    watch.add_argument(
+        "--prometheus-host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="the address /metrics binds (default 127.0.0.1)",
+    )
 
     export = sub.add_parser(
         "export",
@@ -154,6 +192,18 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
     if args.pid is not None and not psutil.pid_exists(args.pid):
         raise UsageError(f"no process with pid {args.pid}")
 
+    family = None
+    if args.parse is not None or args.parse_pattern:
+        from tb_plugin_ttsmon.recorder import logparse
+
+        if args.pid is not None:
+            raise UsageError("--parse reads a command's output: start it after --, not --pid")
+        try:
+            extra = [logparse.user_pattern(p) for p in args.parse_pattern]
+            family = logparse.make_family(args.parse, extra)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
     try:
         os.makedirs(args.logdir, exist_ok=True)
     except OSError as err:
@@ -171,19 +221,40 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
     try:
         if command:
             try:
-                child = subprocess.Popen(command)
+                child = _start(command, parsed=family is not None)
             except OSError as err:
                 print(f"ttsmon watch: cannot start {command[0]!r}: {err}", file=sys.stderr)
                 return EXIT_NOT_FOUND
             pid = child.pid
         else:
             pid = args.pid
-        monitor = Monitor(
-            args.logdir, interval=args.interval, writer="event", pid=pid, gpus=not args.no_gpus
-        )
+        try:
+            monitor = Monitor(
+                args.logdir,
+                interval=args.interval,
+                writer="event",
+                pid=pid,
+                gpus=not args.no_gpus,
+                prometheus_port=args.prometheus_port,
+                prometheus_host=args.prometheus_host,
+            )
+        except ValueError as err:  # the Prometheus port cannot be bound
+            if child is not None:
+                child.kill()
+                child.wait()
+            raise UsageError(str(err)) from None
+        pumps = None
         try:
             if child is not None:
+                if family is not None:
+                    from tb_plugin_ttsmon.recorder.logparse import BlockParser
+                    from tb_plugin_ttsmon.recorder.passthrough import Passthrough
+
+                    parser = BlockParser(family, monitor.log_request, _parse_problem)
+                    pumps = Passthrough(child, parser)
                 code = child.wait()
+                if pumps is not None:
+                    pumps.finish()
                 return 128 - code if code < 0 else code
             return _wait_pid(pid, received)
         finally:
@@ -191,6 +262,24 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _start(command: list[str], parsed: bool) -> subprocess.Popen[bytes]:
+    """Starts COMMAND; with `parsed`, its stdout and stderr come to us through pipes."""
+    if not parsed:
+        return subprocess.Popen(command)
+    env = dict(os.environ)
+    # A Python program writing to a pipe holds its output back in a buffer:
+    # its timer lines would reach us (and the user) seconds late, and the
+    # requests' times with them. Unbuffered, as on a terminal.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _parse_problem(message: str) -> None:
+    from tb_plugin_ttsmon.recorder.faults import logger
+
+    logger.debug("ttsmon watch --parse: %s", message)
 
 
 def _wait_pid(pid: int, received: list[int]) -> int:

@@ -252,6 +252,33 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "inference/stage/{stage}/latency_ms", UNIT_MS, _E, "Latency of one stage of a request"
     ),
+    # Streaming synthesis (issue 12): time to first audio, text segments, tokens.
+    MetricSpec("inference/ttfa_ms", UNIT_MS, _E, "Time to first audio of one request"),
+    MetricSpec("inference/segments_count", UNIT_COUNT, _E, "Text segments of one request"),
+    MetricSpec("inference/tokens_count", UNIT_COUNT, _E, "Output tokens of one request"),
+    MetricSpec("inference/segment/latency_ms", UNIT_MS, _E, "Time to synthesize one text segment"),
+    MetricSpec("inference/segment/audio_s", UNIT_S, _E, "Audio of one text segment"),
+    MetricSpec("inference/segment/tokens_count", UNIT_COUNT, _E, "Output tokens of one segment"),
+    MetricSpec(
+        "inference/stage/{stage}/tokens_per_s",
+        UNIT_PER_S,
+        _E,
+        "Output tokens per second of one stage of a request",
+    ),
+    MetricSpec(
+        "inference/stage/{stage}/ms_per_token",
+        UNIT_MS,
+        _E,
+        "Time per output token of one stage of a request",
+    ),
+    # The speaker-prompt cache: cold (a miss) and warm (a hit) requests apart.
+    MetricSpec(
+        "inference/cache_hit", UNIT_BOOL, _E, "1 for a warm request (prompt cache hit), 0 for cold"
+    ),
+    MetricSpec("inference/cold/latency_ms", UNIT_MS, _E, "Latency of one cold request"),
+    MetricSpec("inference/warm/latency_ms", UNIT_MS, _E, "Latency of one warm request"),
+    MetricSpec("inference/cold/ttfa_ms", UNIT_MS, _E, "Time to first audio of one cold request"),
+    MetricSpec("inference/warm/ttfa_ms", UNIT_MS, _E, "Time to first audio of one warm request"),
     MetricSpec("inference/latency_p50_ms", UNIT_MS, _W, "Median request latency over the window"),
     MetricSpec(
         "inference/latency_p95_ms", UNIT_MS, _W, "95th percentile request latency over the window"
@@ -260,6 +287,23 @@ METRICS: tuple[MetricSpec, ...] = (
         "inference/latency_p99_ms", UNIT_MS, _W, "99th percentile request latency over the window"
     ),
     MetricSpec("inference/rtf_mean", UNIT_NONE, _W, "Mean real-time factor over the window"),
+    MetricSpec("inference/rtf_p50", UNIT_NONE, _W, "Median real-time factor over the window"),
+    MetricSpec(
+        "inference/rtf_p95", UNIT_NONE, _W, "95th percentile real-time factor over the window"
+    ),
+    MetricSpec("inference/ttfa_p50_ms", UNIT_MS, _W, "Median time to first audio over the window"),
+    MetricSpec(
+        "inference/ttfa_p95_ms", UNIT_MS, _W, "95th percentile time to first audio over the window"
+    ),
+    MetricSpec(
+        "inference/ttfa_p99_ms", UNIT_MS, _W, "99th percentile time to first audio over the window"
+    ),
+    MetricSpec(
+        "inference/stage/{stage}/latency_p95_ms",
+        UNIT_MS,
+        _W,
+        "95th percentile latency of one stage over the window",
+    ),
     MetricSpec(
         "inference/requests_per_s",
         UNIT_REQUESTS_PER_S,

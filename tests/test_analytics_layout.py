@@ -97,6 +97,8 @@ PUBLIC = [
     "RankData",
     "job_findings",
     "job_view",
+    # The serving view (issue 12).
+    "serving_view",
 ]
 
 

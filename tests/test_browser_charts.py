@@ -71,6 +71,13 @@ def _record(run_dir: str) -> None:
                     batch_size=1 + step % 2,
                     stages={"gpt": 50.0, "vocoder": 30.0 + step},
                 )
+                # A streamed request: first audio, segments with tokens, the prompt cache.
+                with mon.time_inference() as req:
+                    req.cache_hit = step % 3 != 0
+                    with req.stage("gpt_gen"):
+                        time.sleep(0.002)
+                    req.segment(audio_seconds=0.3, tokens=12)
+                    req.segment(audio_seconds=0.2, tokens=8)
                 time.sleep(0.05)
             time.sleep(0.5)
     finally:
@@ -215,7 +222,10 @@ def test_every_series_has_a_chart_with_its_title_and_legend(browser: Any, tb_url
         assert cards["sampler-cost"]["title"] == "Sampler cost"
         assert legend("sampler-cost")[RUN].endswith(" ms")
         assert cards["metric-tokens_per_s"]["title"] == "Tokens per s"
-        assert set(legend("stage-latency")) == {"gpt", "vocoder"}
+        # The time no stage covers is a stage of its own.
+        assert set(legend("stage-latency")) == {"gpt", "gpt_gen", "vocoder", "unattributed"}
+        assert set(legend("cold-warm")) == {"cold", "warm"}
+        assert set(legend("stage-tokens-per-s")) == {"gpt_gen"}
 
         # The throttle lanes sit right under the GPU charts.
         order = list(cards)

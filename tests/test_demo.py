@@ -61,8 +61,17 @@ def test_keras_demo_quick_run_fills_the_tab(tmp_path, needs_tf):
     assert len(latency.points) == 11  # 4 single, 1 batched, a burst of 6
     rtf = scalars["inference/rtf"].values
     assert len(rtf) == 11 and all(0 < v < math.inf for v in rtf)
-    for stage in ("frontend", "encoder", "decoder", "vocoder"):
+    for stage in ("gpt_gen", "s2mel", "bigvgan", "unattributed"):
         assert len(scalars[f"inference/stage/{stage}/latency_ms"].points) == 11, stage
+    # Streamed: the first audio comes before the request ends; cold and warm apart.
+    ttfa = scalars["inference/ttfa_ms"].values
+    assert len(ttfa) == 11 and all(0 < t <= lat for t, lat in zip(ttfa, latency.values))
+    assert sum(scalars["inference/segments_count"].values) >= 11
+    cold = scalars["inference/cold/latency_ms"].values
+    warm = scalars["inference/warm/latency_ms"].values
+    assert len(cold) + len(warm) == 11 and 2 <= len(cold) <= 3  # one per new speaker
+    assert len(scalars["inference/stage/speaker_prompt/latency_ms"].points) == len(cold)
+    assert scalars["inference/stage/gpt_gen/tokens_per_s"].values
     assert 8 in scalars["inference/batch_size"].values
 
     assert profiles and profiles[0]["status"] == "ok"
@@ -97,7 +106,8 @@ def test_torch_demo_runs_without_tensorflow(tmp_path):
         t.split("/")[1] for t in scalars if t.startswith("gradients/")
     }
     assert len(scalars["inference/latency_ms"].points) == 8
-    assert len(scalars["inference/stage/vocoder/latency_ms"].points) == 8
+    assert len(scalars["inference/stage/bigvgan/latency_ms"].points) == 8
+    assert len(scalars["inference/ttfa_ms"].points) == 8
     assert models[0]["name"] == "amharic_tts_torch" and models[0]["parameter_count"] > 0
 
 

@@ -185,6 +185,7 @@ VALID: dict[str, Callable[[str, list[str]], list[Query]]] = {
     "/findings": _run_only,
     "/profiles": _run_only,
     "/job": _job,
+    "/serving": _heatmap,  # run and buckets, as the heatmap
 }
 # Routes answered once per server, not once per run.
 PER_SERVER = {"/index.js", "/static/*", "/runs", "/versions", "/stats", "/job"}

@@ -191,9 +191,7 @@ def test_an_event_file_that_cannot_be_written_raises_and_leaves_no_thread(tmp_pa
     import errno
     import threading
 
-    from tensorboard.compat import tf as tb_tf
-
-    class ReadOnlyFile:  # the lowest layer: gfile's file, refusing every write
+    class ReadOnlyFile:  # the lowest layer: the file the writer opens, refusing every write
         closed = False
 
         def __init__(self, *args, **kwargs):
@@ -208,7 +206,8 @@ def test_an_event_file_that_cannot_be_written_raises_and_leaves_no_thread(tmp_pa
         def close(self):
             pass
 
-    monkeypatch.setattr(tb_tf.io.gfile, "GFile", ReadOnlyFile)
+    # A local path is a plain file opened with `open` (gfile is for URLs).
+    monkeypatch.setattr(writers, "open", ReadOnlyFile, raising=False)
     before = set(threading.enumerate())
     for _ in range(3):  # as Monitor retries
         with pytest.raises(OSError, match="Read-only"):

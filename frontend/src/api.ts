@@ -652,3 +652,175 @@ export async function fetchJob(job: string, folder: string, buckets: number, sig
   );
   return raw ? parseJob(raw) : null;
 }
+
+// -- serving route (http_api.md, "Serving routes (issue 12)") ------------------
+
+/** One side of the speaker-prompt cache: cold (a miss) or warm (a hit). */
+export interface ServingCacheSide {
+  requests: number;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  ttfa_p50_ms: number | null;
+}
+
+/** Percentiles over the whole run (null where the run has no such value). */
+export interface ServingSummary {
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  latency_p99_ms: number | null;
+  rtf_p50: number | null;
+  rtf_p95: number | null;
+  ttfa_p50_ms: number | null;
+  ttfa_p95_ms: number | null;
+  audio_s_total: number | null;
+  /** each stage's share of all the requests' time (0..1) */
+  stage_share: Record<string, number | null>;
+}
+
+/**
+ * The serving view of a run (`GET serving`): per time bucket, each stage's
+ * share of the latency, time-to-first-audio percentiles and a latency
+ * histogram; over the run, cold against warm, the percentiles and the
+ * serving findings. Per-bucket values are numbers or null (no request in
+ * the bucket, or a non-finite value).
+ */
+export interface ServingView {
+  run: string;
+  start_wall_time_s: number;
+  end_wall_time_s: number;
+  bucket_s: number;
+  buckets: number;
+  requests: number;
+  /** largest share first, "unattributed" last */
+  stages: string[];
+  /** stage -> its share (0..1) of the bucket's summed latency */
+  stage_share: Record<string, (number | null)[]>;
+  /** stage -> its mean per request in the bucket (ms) */
+  stage_ms: Record<string, (number | null)[]>;
+  requests_per_bucket: number[];
+  /** empty lists when the run has no `inference/ttfa_ms` */
+  ttfa: { p50_ms: (number | null)[]; p95_ms: (number | null)[] };
+  /** log-spaced bins (`edges_ms`, one more than the bins) x one row of counts per bucket */
+  latency_histogram: { edges_ms: number[]; counts: number[][] };
+  /** null when no request said whether its speaker prompt was cached */
+  cache: { cold: ServingCacheSide; warm: ServingCacheSide; cold_over_warm_p50: number | null } | null;
+  summary: ServingSummary;
+  findings: Finding[];
+}
+
+type RawValue = number | string | null | undefined;
+
+/** A value of the answer as a number; null stays null (no value), "NaN"/"Infinity" become numbers. */
+function optNumber(v: RawValue): number | null {
+  return v === null || v === undefined ? null : toNumber(v);
+}
+
+/** A per-bucket list for drawing: `n` entries, null where there is no finite value. */
+function bucketValues(a: RawValue[] | null | undefined, n: number): (number | null)[] {
+  const out: (number | null)[] = new Array(n).fill(null);
+  if (!a) return out;
+  for (let i = 0; i < Math.min(n, a.length); i++) {
+    const v = optNumber(a[i]);
+    out[i] = v !== null && Number.isFinite(v) ? v : null;
+  }
+  return out;
+}
+
+function parseCacheSide(s: Record<string, RawValue> | null | undefined): ServingCacheSide {
+  return {
+    requests: optNumber(s?.requests) ?? 0,
+    latency_p50_ms: optNumber(s?.latency_p50_ms),
+    latency_p95_ms: optNumber(s?.latency_p95_ms),
+    ttfa_p50_ms: optNumber(s?.ttfa_p50_ms),
+  };
+}
+
+/** The `serving` answer as sent: any number may be null or a "NaN"/"Infinity" string. */
+interface RawServing {
+  run?: string;
+  start_wall_time_s?: RawValue;
+  end_wall_time_s?: RawValue;
+  bucket_s?: RawValue;
+  buckets?: number;
+  requests?: RawValue;
+  stages?: string[];
+  stage_share?: Record<string, RawValue[]>;
+  stage_ms?: Record<string, RawValue[]>;
+  requests_per_bucket?: RawValue[];
+  ttfa?: { p50_ms?: RawValue[]; p95_ms?: RawValue[] };
+  latency_histogram?: { edges_ms?: RawValue[]; counts?: RawValue[][] };
+  cache?: { cold?: Record<string, RawValue>; warm?: Record<string, RawValue>; cold_over_warm_p50?: RawValue } | null;
+  summary?: Record<string, RawValue> & { stage_share?: Record<string, RawValue> };
+  findings?: Finding[];
+}
+
+function parseServing(raw: RawServing, run: string): ServingView {
+  const stages: string[] = raw.stages ?? [];
+  const counts: RawValue[][] = raw.latency_histogram?.counts ?? [];
+  const buckets = Math.max(raw.buckets ?? 0, counts.length, ...stages.map((s) => raw.stage_share?.[s]?.length ?? 0));
+  const perStage = (field: "stage_share" | "stage_ms") => Object.fromEntries(stages.map((s) => [s, bucketValues(raw[field]?.[s], buckets)]));
+  const ttfa50: RawValue[] = raw.ttfa?.p50_ms ?? [];
+  const ttfa95: RawValue[] = raw.ttfa?.p95_ms ?? [];
+  const sum: NonNullable<RawServing["summary"]> = raw.summary ?? {};
+  const cache = raw.cache
+    ? { cold: parseCacheSide(raw.cache.cold), warm: parseCacheSide(raw.cache.warm), cold_over_warm_p50: optNumber(raw.cache.cold_over_warm_p50) }
+    : null;
+  const edges = (raw.latency_histogram?.edges_ms ?? []).map((e) => optNumber(e) ?? NaN);
+  const bins = Math.max(0, edges.length - 1);
+  return {
+    run: raw.run ?? run,
+    start_wall_time_s: optNumber(raw.start_wall_time_s) ?? 0,
+    end_wall_time_s: optNumber(raw.end_wall_time_s) ?? 0,
+    bucket_s: optNumber(raw.bucket_s) ?? 0,
+    buckets,
+    requests: optNumber(raw.requests) ?? 0,
+    stages,
+    stage_share: perStage("stage_share"),
+    stage_ms: perStage("stage_ms"),
+    requests_per_bucket: Array.from({ length: buckets }, (_, i) => optNumber(raw.requests_per_bucket?.[i]) ?? 0),
+    ttfa: {
+      p50_ms: ttfa50.length ? bucketValues(ttfa50, buckets) : [],
+      p95_ms: ttfa95.length ? bucketValues(ttfa95, buckets) : [],
+    },
+    latency_histogram: {
+      edges_ms: edges,
+      counts: Array.from({ length: buckets }, (_, b) => Array.from({ length: bins }, (_, k) => optNumber(counts[b]?.[k]) ?? 0)),
+    },
+    cache,
+    summary: {
+      latency_p50_ms: optNumber(sum.latency_p50_ms),
+      latency_p95_ms: optNumber(sum.latency_p95_ms),
+      latency_p99_ms: optNumber(sum.latency_p99_ms),
+      rtf_p50: optNumber(sum.rtf_p50),
+      rtf_p95: optNumber(sum.rtf_p95),
+      ttfa_p50_ms: optNumber(sum.ttfa_p50_ms),
+      ttfa_p95_ms: optNumber(sum.ttfa_p95_ms),
+      audio_s_total: optNumber(sum.audio_s_total),
+      stage_share: Object.fromEntries(stages.map((s) => [s, optNumber(sum.stage_share?.[s])])),
+    },
+    findings: raw.findings ?? [],
+  };
+}
+
+/**
+ * The serving view of `run` with at most `buckets` time windows; null where
+ * the server has no `serving` route (older than issue 12). A run without
+ * inference requests is an HttpError 404 whose message says so.
+ */
+export async function fetchServing(run: string, buckets: number, signal?: AbortSignal): Promise<ServingView | null> {
+  const raw = await getAnalytics<RawServing>(
+    "serving",
+    [
+      ["run", run],
+      ["buckets", buckets],
+    ],
+    signal,
+  );
+  return raw ? parseServing(raw, run) : null;
+}
+
+/** The server's own words in an HttpError's message ("404 NOT FOUND: Not found: run 'x' has …" -> "run 'x' has …"). */
+export function serverMessage(e: unknown): string {
+  const text = String((e as Error)?.message ?? e);
+  return text.replace(/^\d{3} [^:]*:\s*/, "").replace(/^Not found:\s*/i, "");
+}

@@ -28,6 +28,7 @@ import { FindingsView } from "./panels/findings";
 import { HeatmapPanel } from "./panels/heatmap";
 import { JobPanel } from "./panels/job";
 import { ProfilerPanel } from "./panels/profiler";
+import { ServingPanel } from "./panels/serving";
 import { RunPicker } from "./runpicker";
 import { buildCharts, SECTIONS, tagsToFetch, type ChartDef, type RunStyle, type SectionId } from "./specs";
 import { connectToHost, DATA_RELOADED, RUNS_CHANGED } from "./tbhost";
@@ -74,6 +75,7 @@ export class App {
   private readonly sections = new Map<SectionId, ChartSection>();
   private readonly findingsView = new FindingsView();
   private readonly jobPanel: JobPanel;
+  private readonly servingPanel: ServingPanel;
   private readonly alertsPanel: AlertsPanel;
   private readonly heatmapPanel: HeatmapPanel;
   private readonly correlationPanel: CorrelationPanel;
@@ -161,6 +163,11 @@ export class App {
     // The Job view first: with a distributed job it is the tab's overview.
     this.jobPanel = new JobPanel(this.collapsed, saveCollapsed, this.theme);
     this.sectionsEl.appendChild(this.jobPanel.panel.root);
+    // Then the Serving view: for a run that serves requests it is the tab's
+    // overview, as the Job view is for a job; the Inference section's
+    // per-request charts below are its detail.
+    this.servingPanel = new ServingPanel(this.collapsed, saveCollapsed, this.theme);
+    this.sectionsEl.appendChild(this.servingPanel.panel.root);
     this.alertsPanel = new AlertsPanel(this.collapsed, saveCollapsed, (run, a) => this.zoomToAlert(run, a));
     this.sectionsEl.appendChild(this.alertsPanel.panel.root);
     for (const s of SECTIONS) {
@@ -174,6 +181,7 @@ export class App {
     this.correlationPanel = new CorrelationPanel(this.collapsed, saveCollapsed, this.theme);
     this.sectionsEl.append(this.heatmapPanel.panel.root, this.correlationPanel.panel.root);
     this.jobPanel.panel.root.hidden = true;
+    this.servingPanel.panel.root.hidden = true;
     this.alertsPanel.panel.root.hidden = true;
     this.heatmapPanel.panel.root.hidden = true;
     this.correlationPanel.panel.root.hidden = true;
@@ -248,6 +256,7 @@ export class App {
     document.documentElement.classList.toggle("dark", theme.dark);
     this.heatmapPanel?.setTheme();
     this.jobPanel?.setTheme(theme);
+    this.servingPanel?.setTheme(theme);
     this.correlationPanel?.setTheme(theme);
     this.renderCharts();
   }
@@ -540,9 +549,13 @@ export class App {
     this.applyMarks();
   }
 
-  /** Findings, the alert list, and the heatmap and correlation panels (they load when shown). */
+  /** Findings, the alert list, and the serving, heatmap and correlation panels (they load when shown). */
   private renderAnalytics(): void {
     const runs = this.runs.filter((r) => this.data.has(r.run)).map((r) => this.data.get(r.run)!);
+    // Runs that logged inference: `runs` says so, and a run's tags say it as
+    // soon as it starts serving (`runs` is asked again only for new runs).
+    const serving = runs.filter((d) => d.info.groups?.includes("inference") || [...d.tags.values()].some((t) => t.group === "inference"));
+    this.servingPanel.setRuns(serving.map((d) => ({ run: d.info.run, version: this.loaded.get(d.info.run), requests: d.overview?.inference?.requests ?? 0 })));
     this.findingsView.update(runs.map((d) => ({ run: d.info.run, color: this.colorOf(d.info.run), findings: d.findings })));
     this.alertsPanel.update(runs.map((d) => ({ run: d.info.run, color: this.colorOf(d.info.run), alerts: d.alerts })));
     this.heatmapPanel.setRuns(

@@ -94,6 +94,8 @@ export interface LineDef {
   alpha: number;
   /** draw the points only (one value per request) */
   points: boolean;
+  /** which marker a points line draws (chart/markers.ts): the k-th points series of a run gets the k-th */
+  marker?: number;
 }
 
 export interface ChartDef {
@@ -241,6 +243,9 @@ function runsChart(row: ChartRow, runs: RunStyle[]): ChartDef | null {
   const lines: LineDef[] = [];
   const rank = new Map<SeriesRow, number>();
   for (const s of row.series) if ((s.role ?? "line") === "line") rank.set(s, rank.size);
+  // Points of one run share its colour: each points series gets a marker of its own.
+  const markers = new Map<SeriesRow, number>();
+  for (const s of row.series) if (s.role === "points") markers.set(s, markers.size);
   for (const run of runs) {
     const tags = sortedTags(run);
     const matched = row.series.map((s) => {
@@ -265,6 +270,7 @@ function runsChart(row: ChartRow, runs: RunStyle[]): ChartDef | null {
           label: fill(s.label ?? "", values),
           color: run.color,
           ...lineStyle(s.role ?? "line", n > 1 ? vi * n + gi : vi),
+          marker: markers.get(s),
         });
       }
     });

@@ -16,6 +16,8 @@ One public face; each part lives in its own module:
 * `correlations`: series on a common grid within a memory budget (`align`,
   `correlation`, `scatter`, `rank_average`).
 * `run_findings`: plain-language statements about a run (`findings`, `Finding`).
+* `serving`: a TTS server's requests: stage shares over time, time to first
+  audio, latency histograms, cold against warm (`serving_view`).
 * `jobs`: a distributed job's ranks side by side, and the findings across
   them (`job_view`, `job_findings`, `RankData`, `JobParams`).
 * `common`: the series protocol (`SeriesLike`, `Columns`) and severities.
@@ -68,6 +70,7 @@ from tb_plugin_ttsmon.analytics.jobs import (
     job_view,
 )
 from tb_plugin_ttsmon.analytics.run_findings import MIN_SAMPLES, Finding, findings
+from tb_plugin_ttsmon.analytics.serving import serving_view
 
 __all__ = [
     "CORRELATION_BUDGET_BYTES",
@@ -105,6 +108,7 @@ __all__ = [
     "rank_average",
     "rolling_baseline",
     "scatter",
+    "serving_view",
     "spearman_pair",
     "tf_gpu_to_nvml_gpu",
     "train_wall_times",

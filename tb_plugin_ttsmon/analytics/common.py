@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,6 +45,21 @@ class Columns:
         v = np.asarray(value, dtype=np.float64)
         s = np.arange(len(v), dtype=np.int64) if step is None else np.asarray(step, np.int64)
         return cls(w, s, v, unit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One plain-language statement about a run, with the numbers it cites."""
+
+    id: str
+    severity: str
+    title: str
+    text: str
+    numbers: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON-able data."""
+        return dataclasses.asdict(self)
 
 
 def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

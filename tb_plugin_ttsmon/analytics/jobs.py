@@ -682,7 +682,7 @@ def _uneven_memory(ranks: Sequence[RankData], params: JobParams) -> list[JobFind
             "warning",
             "GPU memory differs across ranks",
             f"{_who(r)} peaks at {format_bytes(peaks[pick])} of GPU memory, "
-            f"{fixed(ratio, 2)}x the other ranks' median of {format_bytes(median)} ({end}: rank "
+            f"{fixed(ratio, 2)}× the other ranks' median of {format_bytes(median)} ({end}: rank "
             f"{other.rank}, {format_bytes(peaks[other.run])}). The fullest GPU sets the batch "
             f"size every rank can use: look for uneven batches (sort or bucket variable-length "
             f"utterances by length per rank), or state kept on one rank only.",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
+from tb_plugin_ttsmon.analytics import serving
 from tb_plugin_ttsmon.analytics.anomalies import Anomaly, AnomalyParams, detect_level_shifts
 from tb_plugin_ttsmon.analytics.common import (
     SEVERITY_RANK,
+    Finding,
     SeriesLike,
     finite_values,
     fixed,
@@ -21,21 +21,6 @@ from tb_plugin_ttsmon.units import format_bytes
 
 # Fewer sampled points than this say nothing about a run's efficiency.
 MIN_SAMPLES = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One plain-language statement about a run, with the numbers it cites."""
-
-    id: str
-    severity: str
-    title: str
-    text: str
-    numbers: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The finding as JSON-able data."""
-        return dataclasses.asdict(self)
 
 
 def findings(
@@ -259,28 +244,7 @@ def _disk(series: Mapping[str, SeriesLike]) -> list[Finding]:
 
 
 def _inference(series: Mapping[str, SeriesLike]) -> list[Finding]:
-    rtf = finite_values(series.get("inference/rtf"))
-    if len(rtf) < 5:
-        return []
-    mean = float(rtf.mean())
-    if mean <= 1:
-        return []
-    lat = finite_values(series.get("inference/latency_ms"))
-    p95 = float(np.percentile(lat, 95)) if len(lat) else None
-    tail = f", p95 latency {fixed(p95)} ms" if p95 is not None else ""
-    numbers = {"rtf_mean": round(mean, 3), "requests": float(len(rtf))}
-    if p95 is not None:
-        numbers["latency_p95_ms"] = round(p95, 1)
-    return [
-        Finding(
-            "slower_than_real_time",
-            "warning",
-            "Inference is slower than real time",
-            f"Mean RTF {mean:.2f} over {len(rtf)} requests{tail}: "
-            "synthesis takes longer than the audio it produces.",
-            numbers,
-        )
-    ]
+    return serving.findings(series)
 
 
 def _steps_regression(

@@ -129,6 +129,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             "/findings": self._findings_route,
             "/profiles": self._profiles_route,
             "/job": self._job_route,
+            "/serving": self._serving_route,
         }
 
     def is_active(self) -> bool:
@@ -374,6 +375,12 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             raise errors.InvalidArgumentError("missing query parameter 'x' or 'y' (a tag each)")
         points = _int_arg(request, "points", DEFAULT_POINTS, 2, MAX_POINTS)
         return self._cached(request, [run], lambda r: r.scatter(run, x, y, points), slow=True)
+
+    @_application
+    def _serving_route(self, request: _Request) -> _Response:
+        run = self._run(request)
+        buckets = _int_arg(request, "buckets", DEFAULT_BUCKETS, 2, MAX_BUCKETS)
+        return self._cached(request, [run], lambda r: r.serving(run, buckets), slow=True)
 
     @_application
     def _findings_route(self, request: _Request) -> _Response:

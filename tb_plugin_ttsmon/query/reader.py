@@ -256,6 +256,21 @@ class Reader:
             )
         return {"runs": out}
 
+    # -- serving (issue 12) --------------------------------------------------------
+
+    def serving(self, run: str, buckets: int) -> dict[str, Any]:
+        """The serving view of `run` (``GET serving`` in http_api.md).
+
+        Raises:
+          NotFoundError: the run does not exist or logged no inference request.
+        """
+        listed = self._require_run(run)
+        tags = [t for t in listed if group_of(t) == "inference"]
+        view = analytics.serving_view(self.read(run, tags), buckets) if tags else None
+        if view is None:
+            raise errors.NotFoundError(f"run {quoted(run)} has no inference requests")
+        return {"run": run, **view}
+
     # -- jobs (issue 11) ---------------------------------------------------------
 
     def job_runs(self) -> dict[tuple[str, str], list[str]]:

@@ -256,10 +256,22 @@ class AlertEngine:
         return rules
 
     def observe(
-        self, values: Mapping[str, float], wall_s: float, training_step: int | None
+        self,
+        values: Mapping[str, float],
+        wall_s: float,
+        training_step: int | None,
+        sampled: bool = True,
     ) -> None:
-        """Checks `values` (tag -> value) logged at `wall_s` against the rules."""
+        """Checks `values` (tag -> value) logged at `wall_s` against the rules.
+
+        `sampled`: the values are a system sample (GPU throttling is derived
+        from those only). Events without a rule on any of their tags (most
+        requests and steps) cost a dictionary lookup per tag.
+        """
         if not self.rules or not values:
+            return
+        by_tag = self._by_tag
+        if not sampled and all(by_tag.get(tag) == () for tag in values):
             return
         events: list[AlertEvent] = []
         with self._lock:
@@ -267,7 +279,7 @@ class AlertEngine:
                 rules = self._rules_for(tag)
                 for rule in rules:
                     self._check(rule, tag, value, wall_s, training_step, events)
-            if self._derive_throttle:
+            if sampled and self._derive_throttle:
                 for tag, value in _throttle_while_busy(values):
                     for rule in self._rules_for(tag):
                         self._check(rule, tag, value, wall_s, training_step, events)

@@ -44,6 +44,11 @@ _TF_RANKED_TYPES = ("chief", "master", "worker", "ps")
 # SLURM_TASKS_PER_NODE: "2(x3),1" = 2 tasks on each of 3 nodes, then 1.
 _SLURM_TASKS_RE = re.compile(r"(\d+)(?:\(x(\d+)\))?")
 _HOST_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+# Who samples the host and the GPUs (`Monitor`'s `host_sampling`).
+HOST_SAMPLING = ("auto", "always", "never")
+# Overrides of a Monitor's arguments for a whole job, set where the job is launched.
+RANK_DIR_ENV = "TTSMON_RANK_DIR"
+HOST_SAMPLING_ENV = "TTSMON_HOST_SAMPLING"
 # The last path component of a run directory that already names rank k:
 # "rank3", "node-a-rank3", "rank_3", "rank-03", or the bare number "3".
 _RANK_DIR_RE = re.compile(r"(?:(?:^|[^A-Za-z0-9])rank[-_]?|^)0*(\d+)$", re.IGNORECASE)
@@ -305,3 +310,63 @@ def _slurm_tasks_on_node(tasks_per_node: str | None, node: int | None) -> int | 
             return count
         seen += repeat
     return None
+
+
+# -- a Monitor's settings in a job ---------------------------------------------------------------
+
+
+def resolve(job: str | None) -> RankInfo | None:
+    """This process's `RankInfo` (`detect`), with `job` as its job id when given.
+
+    Raises:
+      ValueError: `job` is empty.
+    """
+    info = detect()
+    if job is None:
+        return info
+    if not isinstance(job, str) or not job.strip():
+        raise ValueError(f"job must be a non-empty string, got {job!r}")
+    if info is None:
+        return RankInfo(launcher="none", job=job, rank=0, world_size=1)
+    return info.with_job(job)
+
+
+def use_rank_dir(rank_dir: bool | None, info: RankInfo | None, log_dir: str) -> bool:
+    """Whether this rank writes to ``<log_dir>/<host>-rank<k>`` (see `Monitor`'s `rank_dir`).
+
+    Raises:
+      TypeError: `rank_dir` is neither a bool nor None.
+    """
+    if rank_dir is not None and not isinstance(rank_dir, bool):
+        raise TypeError(f"rank_dir must be True, False or None, not {rank_dir!r}")
+    if info is None or not info.distributed:
+        return bool(rank_dir) and info is not None
+    if rank_dir is not None:
+        return rank_dir
+    env = os.environ.get(RANK_DIR_ENV, "").strip().lower()
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env in ("1", "true", "yes", "on"):
+        return True
+    return not names_rank(log_dir, info.rank)
+
+
+def host_sampling_setting(value: str) -> str:
+    """`Monitor`'s `host_sampling`, the environment's where the argument is the default.
+
+    Raises:
+      ValueError: not one of `HOST_SAMPLING`.
+    """
+    if value not in HOST_SAMPLING:
+        raise ValueError(f"host_sampling must be one of {HOST_SAMPLING}, got {value!r}")
+    env = os.environ.get(HOST_SAMPLING_ENV, "").strip().lower()
+    if value == "auto" and env in HOST_SAMPLING:
+        return env
+    return value
+
+
+def join(log_dir: str, name: str) -> str:
+    """`name` under `log_dir`, a local path or a URL (``s3://bucket/exp1``)."""
+    if "://" in log_dir:
+        return log_dir.rstrip("/") + "/" + name
+    return os.path.join(log_dir, name)

@@ -18,18 +18,22 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tb_plugin_ttsmon import metadata
 from tb_plugin_ttsmon.recorder import distributed, writers
 from tb_plugin_ttsmon.recorder import facts as facts_lib
 from tb_plugin_ttsmon.recorder import gradients as gradients_lib
+from tb_plugin_ttsmon.recorder import inference as inference_lib
 from tb_plugin_ttsmon.recorder import models as models_lib
 from tb_plugin_ttsmon.recorder.alerts import DEFAULT_ALERTS, Alert, AlertEngine, AlertEvent
 from tb_plugin_ttsmon.recorder.faults import FaultLog
 from tb_plugin_ttsmon.recorder.inference import InferenceRequest, InferenceSource, InferenceWindow
 from tb_plugin_ttsmon.recorder.node import NodeGated, NodeRole
 from tb_plugin_ttsmon.recorder.profiler import Profiler
+
+if TYPE_CHECKING:
+    from tb_plugin_ttsmon.recorder.prometheus import PrometheusExporter
 from tb_plugin_ttsmon.recorder.sampler import Sampler, check_interval
 from tb_plugin_ttsmon.recorder.sources import Source
 from tb_plugin_ttsmon.recorder.values import to_float, to_step
@@ -38,11 +42,6 @@ from tb_plugin_ttsmon.recorder.values import to_float, to_step
 # when a Monitor is created (see `writers.ManagedWriter`).
 WRITE_RETRY_S = writers.WRITE_RETRY_S
 DEFAULT_LOG_DIR = "logs/ttsmon"
-# Who samples the host and the GPUs (see `Monitor`'s `host_sampling`).
-HOST_SAMPLING = ("auto", "always", "never")
-# Overrides of a Monitor's arguments for a whole job, set where the job is launched.
-RANK_DIR_ENV = "TTSMON_RANK_DIR"
-HOST_SAMPLING_ENV = "TTSMON_HOST_SAMPLING"
 
 __all__ = ["DEFAULT_LOG_DIR", "WRITE_RETRY_S", "InferenceRequest", "Monitor"]
 
@@ -146,6 +145,13 @@ class Monitor:
         tree and its GPU memory. Outside a job, this Monitor. ``"always"``:
         this Monitor, in a job too. ``"never"``: no host or device series.
         ``TTSMON_HOST_SAMPLING`` sets it for a whole job.
+      prometheus_port: Serve ``/metrics`` for Prometheus on this port
+        (`recorder.prometheus`): request latency, time to first audio,
+        per-stage latency and RTF histograms, request and audio counters,
+        and the latest system and GPU samples. 0 picks a free port
+        (`prometheus_url` says which). None: no endpoint.
+      prometheus_host: The address it binds: 127.0.0.1 unless told otherwise
+        (``"0.0.0.0"`` for a scraper on another machine).
 
     Raises:
       TypeError, ValueError: an argument is of the wrong type or out of range.
@@ -172,19 +178,21 @@ class Monitor:
         job: str | None = None,
         rank_dir: bool | None = None,
         host_sampling: str = "auto",
+        prometheus_port: int | None = None,
+        prometheus_host: str = "127.0.0.1",
     ) -> None:
         if not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(f"log_dir must be a path, not {type(log_dir).__name__}")
         self.log_dir = os.fspath(log_dir)
         if not self.log_dir:
             raise ValueError("log_dir must not be empty")
-        self._rank = _rank_info(job)
+        self._rank = distributed.resolve(job)
         self._job_log_dir = self.log_dir
-        self._rank_dir = _use_rank_dir(rank_dir, self._rank, self.log_dir)
+        self._rank_dir = distributed.use_rank_dir(rank_dir, self._rank, self.log_dir)
         if self._rank_dir:
             assert self._rank is not None
-            self.log_dir = _join(self.log_dir, distributed.rank_dir_name(self._rank))
-        self._host_sampling = _host_sampling(host_sampling)
+            self.log_dir = distributed.join(self.log_dir, distributed.rank_dir_name(self._rank))
+        self._host_sampling = distributed.host_sampling_setting(host_sampling)
         self.interval = None if interval is None else check_interval(interval)
         self._writer_name = writers.resolve_writer_name(writer)
         if isinstance(flush_s, bool) or not isinstance(flush_s, (int, float)):
@@ -244,6 +252,19 @@ class Monitor:
         self._flusher: threading.Thread | None = None
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
+        self._prometheus: PrometheusExporter | None = None
+        if prometheus_port is not None:
+            port = to_step(prometheus_port, "prometheus_port")
+            if port > 65535:
+                raise ValueError(f"prometheus_port must be 0..65535, got {port}")
+            from tb_plugin_ttsmon.recorder.prometheus import PrometheusExporter
+
+            try:
+                self._prometheus = PrometheusExporter(port, prometheus_host, self._faults)
+            except OSError as err:
+                raise ValueError(
+                    f"cannot serve Prometheus metrics on {prometheus_host}:{port}: {err}"
+                ) from err
         self._output = writers.ManagedWriter(
             self.log_dir, self._writer_name, self.flush_s, self._faults, retry_s=WRITE_RETRY_S
         )
@@ -303,6 +324,8 @@ class Monitor:
             self._profiler.stop()
         self._write_pending_phase()
         self._alerts.close()
+        if self._prometheus is not None:
+            self._prometheus.close()
         self._closed = True
         atexit.unregister(self._atexit)
         self._output.close()
@@ -332,6 +355,11 @@ class Monitor:
     def writer_name(self) -> str:
         """``"tf"`` or ``"event"``: which writer this monitor uses."""
         return self._writer_name
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The ``/metrics`` URL this Monitor serves, or None (no `prometheus_port`)."""
+        return None if self._prometheus is None else self._prometheus.url
 
     @property
     def rank(self) -> distributed.RankInfo | None:
@@ -593,6 +621,12 @@ class Monitor:
         audio_seconds: Any = None,
         batch_size: Any = None,
         stages: Mapping[str, Any] | None = None,
+        *,
+        ttfa_ms: Any = None,
+        cache_hit: bool | None = None,
+        rtf: Any = None,
+        tokens: Any = None,
+        token_stage: str | None = None,
     ) -> None:
         """Logs one inference request.
 
@@ -605,7 +639,19 @@ class Monitor:
             factor ``rtf = latency_s / audio_seconds`` (< 1 is faster than
             real time). With 0 (no audio) the request has no RTF.
           batch_size: Items in the request.
-          stages: Stage name -> latency in ms (``{"gpt": 310.0, "vocoder": 95.0}``).
+          stages: Stage name -> latency in ms (``{"gpt_gen": 6830.0, ...}``).
+            The latency no stage accounts for is logged as the stage
+            ``unattributed``, unless `stages` names it.
+          ttfa_ms: Time to first audio (``inference/ttfa_ms``).
+          cache_hit: Whether the speaker prompt was cached (warm) or not
+            (cold); the latency and TTFA are also logged under
+            ``inference/warm/`` or ``inference/cold/``.
+          rtf: A real-time factor measured by the model itself (IndexTTS2
+            prints one), logged as it is in place of the computed one.
+          tokens: Output tokens of the request; with a token stage, gives its
+            tokens per second and time per output token.
+          token_stage: The stage that generates the tokens (default: the
+            first stage named ``gpt*``).
 
         Raises:
           TypeError: a value is not a number, or `latency_ms` is missing.
@@ -613,31 +659,49 @@ class Monitor:
         """
         if latency_ms is None:
             raise TypeError("log_inference needs latency_ms")
-        now = time.time()
         latency = to_float("latency_ms", latency_ms)
         if latency < 0:
             raise ValueError(f"latency_ms must be >= 0, got {latency}")
-        scalars = {"inference/latency_ms": latency}
-        audio = math.nan
-        rtf = math.nan
-        if audio_seconds is not None:
-            audio = to_float("audio_seconds", audio_seconds)
-            if audio < 0:
-                raise ValueError(f"audio_seconds must be >= 0, got {audio}")
-            scalars["inference/audio_s"] = audio
-            # No audio has no real-time factor (it would be infinite): the
-            # request keeps its latency and leaves the RTF out.
-            if audio > 0:
-                rtf = (latency / 1000.0) / audio
-                scalars["inference/rtf"] = rtf
-        if batch_size is not None:
-            scalars["inference/batch_size"] = float(to_step(batch_size, "batch_size"))
-        for stage, value in (stages or {}).items():
-            metadata.check_name(stage, "stage name")
-            ms = to_float(f"stages[{stage!r}]", value)
-            scalars[f"inference/stage/{stage}/latency_ms"] = ms
+        record = inference_lib.RequestRecord(
+            latency_ms=latency,
+            audio_s=inference_lib.non_negative("audio_seconds", audio_seconds),
+            batch_size=None if batch_size is None else to_step(batch_size, "batch_size"),
+            stages=inference_lib.checked_stages(stages),
+            ttfa_ms=inference_lib.non_negative("ttfa_ms", ttfa_ms),
+            cache_hit=None if cache_hit is None else bool(cache_hit),
+            rtf=inference_lib.non_negative("rtf", rtf),
+            tokens=None if tokens is None else to_step(tokens, "tokens"),
+            token_stage=None if token_stage is None else metadata.check_name(token_stage),
+        )
+        self._log_request(record, step)
+
+    def log_request(self, record: inference_lib.RequestRecord, step: int | None = None) -> None:
+        """Logs one request given as a `RequestRecord` (integrations: the log parser).
+
+        Writes its segments first, then the request; feeds the window
+        statistics and the Prometheus endpoint.
+        """
+        self._log_request(record, step)
+
+    def _log_request(self, record: inference_lib.RequestRecord, step: int | None = None) -> None:
+        """Writes one request (its segments first), feeds the window and Prometheus."""
+        now = time.time()
+        for segment in record.segments:
+            wall = segment.wall_time_s
+            self._emit(
+                self._inference_clock.next(wall),
+                inference_lib.segment_scalars(segment),
+                wall_time_s=wall,
+            )
+        stages = record.all_stages
+        scalars = record.scalars(stages)
         step = self._inference_clock.next(now) if step is None else to_step(step)
-        self._window.add(time.monotonic(), latency, audio, rtf)
+        rtf = scalars.get("inference/rtf", math.nan)
+        ttfa = math.nan if record.ttfa_ms is None else record.ttfa_ms
+        audio = math.nan if record.audio_s is None else record.audio_s
+        self._window.add(time.monotonic(), record.latency_ms, audio, rtf, ttfa, stages)
+        if self._prometheus is not None:
+            self._prometheus.request(record.latency_ms, ttfa, rtf, audio, stages, record.cache_hit)
         self._emit(step, scalars, wall_time_s=now)
 
     @contextlib.contextmanager
@@ -646,31 +710,44 @@ class Monitor:
         step: int | None = None,
         audio_seconds: float | None = None,
         batch_size: int | None = None,
+        *,
+        sync: str | Callable[[], None] | None = None,
+        token_stage: str | None = None,
     ) -> Iterator[InferenceRequest]:
         """Times the block as one inference request and logs it on exit.
 
         Example::
 
-            with mon.time_inference(batch_size=1) as req:
-                with req.stage("gpt"):
+            with mon.time_inference(batch_size=1, sync="cuda") as req:
+                req.cache_hit = speaker in prompt_cache
+                with req.stage("gpt_gen"):
                     codes = gpt(text)
-                with req.stage("vocoder"):
-                    wav = vocoder(codes)
-                req.audio_seconds = len(wav) / sample_rate
+                for chunk in vocoder.stream(codes):
+                    req.segment(audio_seconds=len(chunk) / sample_rate, tokens=chunk.tokens)
+                    yield chunk  # the first segment marks the time to first audio
+
+        Args:
+          sync: ``"cuda"``: each stage boundary (and the request's start,
+            first audio and end) waits for the GPU with
+            `torch.cuda.synchronize` where the job uses CUDA through PyTorch,
+            so GPU work lands in the stage that queued it; a no-op elsewhere.
+            A callable is called instead. None: no waiting.
+          token_stage: The stage that generates the segments' tokens
+            (default: the first stage named ``gpt*``).
 
         A block that raises is not logged (a failed request has no RTF).
+
+        Raises:
+          ValueError, TypeError: a bad `sync` or `token_stage`.
         """
-        request = InferenceRequest(audio_seconds, batch_size)
-        t0 = time.perf_counter()
+        sync_fn = inference_lib.resolve_sync(sync)
+        if token_stage is not None:
+            metadata.check_name(token_stage, "stage name")
+        sync_fn()
+        request = InferenceRequest(audio_seconds, batch_size, sync=sync_fn)
         yield request
-        latency_ms = (time.perf_counter() - t0) * 1000.0
-        self.log_inference(
-            step,
-            latency_ms=latency_ms,
-            audio_seconds=request.audio_seconds,
-            batch_size=request.batch_size,
-            stages=request.stages,
-        )
+        latency_ms = request.finish()
+        self._log_request(inference_lib.RequestRecord.of(request, latency_ms, token_stage), step)
 
     # -- system -----------------------------------------------------------
 
@@ -796,7 +873,12 @@ class Monitor:
     def _emit_sample(self, wall_s: float, values: dict[str, float]) -> None:
         self._last_sample = values
         self._last_sample_wall_s = wall_s
-        self._emit(self._sample_clock.next(wall_s), values, wall_time_s=wall_s)
+        self._emit(self._sample_clock.next(wall_s), values, wall_time_s=wall_s, sampled=True)
+        if self._prometheus is not None:
+            try:
+                self._prometheus.sample(values)
+            except Exception as err:  # the endpoint is a view; the run goes on without it
+                self._faults.warn_once("prometheus:sample", "prometheus: update failed (%s)", err)
         # TensorFlow's writer flushes only when it is written to, so the
         # sampler also flushes on time: logged data then reaches TensorBoard
         # within flush_s + interval even while training code logs nothing.
@@ -821,8 +903,12 @@ class Monitor:
         scalars: Mapping[str, float],
         documents: Mapping[str, Any] | None = None,
         wall_time_s: float | None = None,
+        sampled: bool = False,
     ) -> None:
-        """Writes one event; a failure is logged once and never raised."""
+        """Writes one event; a failure is logged once and never raised.
+
+        `sampled`: the event is a system sample (see `AlertEngine.observe`).
+        """
         if self._closed:
             self._faults.warn_once(
                 "closed", "logging on a closed Monitor (%s) is ignored", self.log_dir
@@ -834,57 +920,13 @@ class Monitor:
                 scalars,
                 time.time() if wall_time_s is None else wall_time_s,
                 self._last_training_step,
+                sampled,
             )
         self._output.write(step, scalars, documents, wall_time_s=wall_time_s)
 
 
 def _never() -> bool:
     return False
-
-
-def _rank_info(job: str | None) -> distributed.RankInfo | None:
-    """The launcher's `RankInfo`, with `job` as its job id when given."""
-    info = distributed.detect()
-    if job is None:
-        return info
-    if not isinstance(job, str) or not job.strip():
-        raise ValueError(f"job must be a non-empty string, got {job!r}")
-    if info is None:
-        return distributed.RankInfo(launcher="none", job=job, rank=0, world_size=1)
-    return info.with_job(job)
-
-
-def _use_rank_dir(rank_dir: bool | None, info: distributed.RankInfo | None, log_dir: str) -> bool:
-    """Whether this rank writes to ``<log_dir>/<host>-rank<k>`` (see `Monitor`)."""
-    if rank_dir is not None and not isinstance(rank_dir, bool):
-        raise TypeError(f"rank_dir must be True, False or None, not {rank_dir!r}")
-    if info is None or not info.distributed:
-        return bool(rank_dir) and info is not None
-    if rank_dir is not None:
-        return rank_dir
-    env = os.environ.get(RANK_DIR_ENV, "").strip().lower()
-    if env in ("0", "false", "no", "off"):
-        return False
-    if env in ("1", "true", "yes", "on"):
-        return True
-    return not distributed.names_rank(log_dir, info.rank)
-
-
-def _host_sampling(value: str) -> str:
-    """The `host_sampling` setting, the environment's where the argument is the default."""
-    if value not in HOST_SAMPLING:
-        raise ValueError(f"host_sampling must be one of {HOST_SAMPLING}, got {value!r}")
-    env = os.environ.get(HOST_SAMPLING_ENV, "").strip().lower()
-    if value == "auto" and env in HOST_SAMPLING:
-        return env
-    return value
-
-
-def _join(log_dir: str, name: str) -> str:
-    """`name` under `log_dir`, a local path or a URL (``s3://bucket/exp1``)."""
-    if "://" in log_dir:
-        return log_dir.rstrip("/") + "/" + name
-    return os.path.join(log_dir, name)
 
 
 def _checked_scalars(scalars: Mapping[str, Any]) -> dict[str, float]:

@@ -107,10 +107,12 @@ def serialize_summary(
     # A serialized message's repeated field is the concatenation of its
     # entries, so values built either way join in their original order.
     parts: list[bytes] = []
+    prefixes, pack = _prefixes, _PACK_FLOAT32
     for tag, value in scalars:
         if needs_metadata is not None and tag not in needs_metadata:
             try:
-                parts.append(_scalar_prefix(tag) + _PACK_FLOAT32(value))
+                prefix = prefixes.get(tag) or _scalar_prefix(tag)
+                parts.append(prefix + pack(value))
                 continue
             except OverflowError:  # beyond float32: the proto's own conversion decides
                 pass
@@ -164,8 +166,10 @@ class SummaryWriter(abc.ABC):
             if self._closed:
                 raise ValueError(f"ttsmon writer for {self.logdir!r} is closed")
             written = self._tags_written
-            new = {t for t, _ in pairs if t not in written}
-            new.update(t for t, _ in docs if t not in written)
+            new: set[str] = set()
+            if docs or not written.issuperset([t for t, _ in pairs]):
+                new = {t for t, _ in pairs if t not in written}
+                new.update(t for t, _ in docs if t not in written)
             summary = serialize_summary(pairs, docs, needs_metadata=new)
             self._write_summary(int(step), summary, wall_time_s)
             if new:
@@ -287,19 +291,15 @@ class EventFileSummaryWriter(SummaryWriter):
     `flush()` holds the lock its `add_event()` takes while the disk catches
     up, which would stall the training thread behind a slow disk. Here a
     flush is a marker that travels through the queue; writers never wait for
-    it. Files are reached through `tensorboard.compat.tf`'s gfile, which is
-    TensorFlow's (``gs://``, ``s3://``) when TensorFlow is installed and a
-    pure-Python stub otherwise, so this writer imports TensorFlow where it can.
+    it. Local files are plain buffered files; URLs are reached through
+    `tensorboard.compat.tf`'s gfile (TensorFlow's, ``gs://`` ..., where it
+    is installed).
     """
 
     name = "event"
 
     def __init__(self, logdir: str, flush_s: float = DEFAULT_FLUSH_S) -> None:
         super().__init__(logdir, flush_s)
-        from tensorboard.compat import tf as tb_tf
-
-        _check_local_dir_writable(logdir)
-        tb_tf.io.gfile.makedirs(logdir)
         # EventFileWriter's name, whole seconds first and the counter zero-padded
         # (TensorBoard's is not), so the files of one second sort in order too.
         name = (
@@ -307,7 +307,21 @@ class EventFileSummaryWriter(SummaryWriter):
             f"{socket.gethostname()}.{os.getpid()}.{_file_uid():06d}"
         )
         self.path: str = os.path.join(logdir, name) + FILENAME_SUFFIX
-        self._guard = _GuardedFile(tb_tf.io.gfile.GFile(self.path, "wb"))
+        if "://" in logdir:
+            # A URL: TensorBoard's file layer (TensorFlow's where installed).
+            from tensorboard.compat import tf as tb_tf
+
+            tb_tf.io.gfile.makedirs(logdir)
+            file: Any = tb_tf.io.gfile.GFile(self.path, "wb")
+        else:
+            # A local path: a plain buffered file. TensorBoard's TF-free gfile
+            # opens and closes the file for every event (about half of a
+            # request's recording cost), and its TF-backed one would import
+            # TensorFlow into a PyTorch job (seconds, hundreds of MB).
+            _check_local_dir_writable(logdir)
+            os.makedirs(logdir, exist_ok=True)
+            file = open(self.path, "wb")  # noqa: SIM115  # closed by the writer thread
+        self._guard = _GuardedFile(file)
         self._write_record = record_framer(self._guard)
         # Events for the writer thread. A deque, not a queue.Queue: appending
         # takes no lock and wakes no thread, so a write costs the caller
@@ -325,7 +339,8 @@ class EventFileSummaryWriter(SummaryWriter):
         )
         self._pending.append(version.SerializeToString())
         try:
-            # gfile opens the file on its first write: a bad directory fails here.
+            # gfile opens the file on its first write: a bad directory fails here
+            # (a local file is open already; its first flush fails on a full disk).
             self._flush()
         except BaseException:
             self._closed = True
@@ -339,10 +354,10 @@ class EventFileSummaryWriter(SummaryWriter):
 
     def _write_summary(self, step: int, summary: bytes, wall_time_s: float) -> None:
         self._raise_file_error()
-        event = event_pb2.Event(wall_time=wall_time_s, step=step)
-        # Appending the summary's bytes is cheaper than parsing them into the
-        # event message (the same bytes on disk: fields go in number order).
-        data = event.SerializeToString() + _summary_field(summary)
+        # The event's bytes built directly, as protobuf would (fields in
+        # number order, defaults left out): a request or a step is written
+        # many times a second, and the message object costs more than this.
+        data = _event_head(wall_time_s, step) + _summary_field(summary)
         pending = self._pending
         if len(pending) >= _WAKE_WRITER_AT:
             self._wake.set()
@@ -436,6 +451,19 @@ def record_framer(file: Any) -> Callable[[bytes], None]:
         file.write(header + masked(header) + data + masked(data))
 
     return write
+
+
+_PACK_DOUBLE = struct.Struct("<d").pack
+
+
+def _event_head(wall_time_s: float, step: int) -> bytes:
+    """`Event(wall_time=..., step=...)` serialized: field 1 (double), field 2 (int64 varint)."""
+    head = b"\x09" + _PACK_DOUBLE(wall_time_s) if wall_time_s != 0.0 else b""
+    if step > 0:
+        head += b"\x10" + _varint(step)
+    elif step < 0:  # int64 as protobuf writes it: ten bytes of two's complement
+        head += b"\x10" + _varint(step + (1 << 64))
+    return head
 
 
 def _summary_field(summary_bytes: bytes) -> bytes:

@@ -7,6 +7,7 @@ import { el } from "../dom";
 import type { ChartDef } from "../specs";
 import type { Theme } from "../theme";
 import type { XMode } from "../xaxis";
+import { drawMarker, markerOf } from "./markers";
 import { FONT_STACK } from "./style";
 import type { LineData } from "./types";
 
@@ -82,6 +83,7 @@ export function exportPng(u: uPlot, def: ChartDef, lines: LineData[], theme: The
     color: l.line.color,
     dash: l.line.dash,
     points: l.line.points,
+    marker: markerOf(l.line.marker),
     text: [l.line.run, l.line.label].filter(Boolean).join(" · "),
   }));
   const out = document.createElement("canvas");
@@ -100,10 +102,7 @@ export function exportPng(u: uPlot, def: ChartDef, lines: LineData[], theme: The
   legendItems.forEach((item, i) => {
     const y = pad + titleH + src.height + i * lineH + 4 * dpr;
     if (item.points) {
-      ctx.fillStyle = item.color;
-      ctx.beginPath();
-      ctx.arc(pad + 7 * dpr, y + 6 * dpr, 3 * dpr, 0, 2 * Math.PI);
-      ctx.fill();
+      drawMarker(ctx, item.marker, pad + 7 * dpr, y + 6 * dpr, 3 * dpr, item.color, theme.panel);
     } else {
       ctx.strokeStyle = item.color;
       ctx.lineWidth = 2 * dpr;

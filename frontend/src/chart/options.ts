@@ -8,6 +8,7 @@ import type { ChartDef } from "../specs";
 import type { Theme } from "../theme";
 import type { XMode } from "../xaxis";
 import { legendLabel } from "./legend";
+import { legendBackground, markerOf, pointOptions } from "./markers";
 import { AXIS_FONT, LANE_HEIGHT, PLOT_HEIGHT, textWidth } from "./style";
 import type { LineData } from "./types";
 
@@ -84,7 +85,8 @@ function series(ctx: PlotContext): uPlot.Series[] {
   lines.forEach(({ line }, li) => {
     const s: uPlot.Series = {
       label: legendLabel(line, multiRun),
-      class: line.points ? "pts" : undefined,
+      // one class token (uPlot adds it with classList.add): "pts", or "pts-square"
+      class: line.points ? (markerOf(line.marker).shape === "square" ? "pts-square" : "pts") : undefined,
       stroke: line.color,
       width: line.width,
       dash: line.dash,
@@ -94,7 +96,7 @@ function series(ctx: PlotContext): uPlot.Series[] {
     };
     if (line.points) {
       s.paths = () => null;
-      s.points = { show: true, size: 3.5, width: 0, fill: line.color };
+      s.points = pointOptions(markerOf(line.marker), line.color, ctx.theme.panel);
       s.width = 0;
     } else {
       s.points = { show: false };
@@ -160,7 +162,10 @@ export function plotOptions(ctx: PlotContext): uPlot.Options {
       live: true,
       markers: {
         width: (_u, si) => (lines[si - 1]?.line.points ? 0 : 2),
-        fill: (_u, si) => (lines[si - 1]?.line.points ? lines[si - 1].line.color : "transparent"),
+        fill: (_u, si) => {
+          const line = lines[si - 1]?.line;
+          return line?.points ? legendBackground(markerOf(line.marker), line.color, ctx.theme.panel) : "transparent";
+        },
       },
     },
     padding: [8, 10, 0, 0],

@@ -9,7 +9,7 @@ yields.
 
 from __future__ import annotations
 
-import collections
+import bisect
 import contextlib
 import dataclasses
 import math
@@ -44,11 +44,17 @@ class InferenceWindow:
             raise ValueError(f"inference window must be > 0 s, got {window_s!r}")
         self.window_s = float(window_s)
         self.started_s = time.monotonic() if started_s is None else float(started_s)
-        # (finish monotonic s, latency ms, audio s or NaN, rtf or NaN, ttfa ms or NaN,
-        # stage -> ms)
-        self._requests: collections.deque[
-            tuple[float, float, float, float, float, Mapping[str, float]]
-        ] = collections.deque()
+        # Columns, oldest first from index `_start`: finish monotonic s, latency ms,
+        # audio s, RTF and TTFA ms (NaN where unknown). Lists, not deques: the
+        # window's start is found by bisection and the statistics read whole
+        # slices into numpy, so a tick costs C loops, not one Python step per
+        # request (a vocoder service logs thousands of requests per second).
+        self._time: list[float] = []
+        self._cols: tuple[list[float], ...] = ([], [], [], [])
+        self._start = 0
+        self._next_cut = _COMPACT_AT
+        # Stage -> (finish times, latencies), with its own start.
+        self._stages: dict[str, _StageColumn] = {}
         self._lock = threading.Lock()
         self._any_request = False
 
@@ -63,8 +69,37 @@ class InferenceWindow:
     ) -> None:
         """Records one request finished at monotonic time `finished_s`."""
         with self._lock:
-            self._requests.append((finished_s, latency_ms, audio_s, rtf, ttfa_ms, stages))
+            self._time.append(finished_s)
+            lat, audio, r, ttfa = self._cols
+            lat.append(latency_ms)
+            audio.append(audio_s)
+            r.append(rtf)
+            ttfa.append(ttfa_ms)
+            for stage, ms in stages.items():
+                col = self._stages.get(stage)
+                if col is None:
+                    col = self._stages[stage] = _StageColumn()
+                col.time.append(finished_s)
+                col.value.append(ms)
             self._any_request = True
+            if len(self._time) >= self._next_cut:
+                # Without a sampler nothing reads the window: keep it bounded anyway.
+                cutoff = finished_s - self.window_s
+                self._cut(cutoff)
+                for col in self._stages.values():
+                    col.cut(cutoff)
+                self._next_cut = len(self._time) + _COMPACT_AT
+
+    def _cut(self, cutoff: float) -> tuple[np.ndarray, ...]:
+        """Drops what ended before `cutoff`; the columns of what is left (caller holds the lock)."""
+        start = bisect.bisect_left(self._time, cutoff, lo=self._start)
+        if start > _COMPACT_AT and start * 2 > len(self._time):
+            del self._time[:start]
+            for col in self._cols:
+                del col[:start]
+            start = 0
+        self._start = start
+        return tuple(np.asarray(col[start:], dtype=np.float64) for col in self._cols)
 
     def stats(self, now_s: float) -> dict[str, float]:
         """The window's statistics at monotonic time `now_s`; empty before the first request.
@@ -77,49 +112,65 @@ class InferenceWindow:
         window with no requests; throughput then reads 0.
         """
         with self._lock:
-            cutoff = now_s - self.window_s
-            while self._requests and self._requests[0][0] < cutoff:
-                self._requests.popleft()
             if not self._any_request:
                 return {}
-            rows = list(self._requests)
+            cutoff = now_s - self.window_s
+            latency, audio, rtf, ttfa = self._cut(cutoff)
+            stages = {name: col.cut(cutoff) for name, col in self._stages.items()}
             # The floor only keeps a request logged in the Monitor's first
             # millisecond from dividing by zero.
             span_s = min(self.window_s, max(now_s - self.started_s, 1e-3))
-        out = {"inference/requests_per_s": len(rows) / span_s}
-        if not rows:
+        out = {"inference/requests_per_s": len(latency) / span_s}
+        if not len(latency):
             out["inference/audio_s_per_s"] = 0.0
             return out
-        arr = np.asarray([r[:5] for r in rows], dtype=np.float64)
-        latency = arr[:, 1]
         p50, p95, p99 = np.percentile(latency, [50.0, 95.0, 99.0])
         out["inference/latency_p50_ms"] = float(p50)
         out["inference/latency_p95_ms"] = float(p95)
         out["inference/latency_p99_ms"] = float(p99)
-        audio = arr[:, 2]
         out["inference/audio_s_per_s"] = float(np.nansum(audio)) / span_s
-        rtf = arr[:, 3][np.isfinite(arr[:, 3])]
+        rtf = rtf[np.isfinite(rtf)]
         if len(rtf):
             out["inference/rtf_mean"] = float(rtf.mean())
             r50, r95 = np.percentile(rtf, [50.0, 95.0])
             out["inference/rtf_p50"] = float(r50)
             out["inference/rtf_p95"] = float(r95)
-        ttfa = arr[:, 4][np.isfinite(arr[:, 4])]
+        ttfa = ttfa[np.isfinite(ttfa)]
         if len(ttfa):
             t50, t95, t99 = np.percentile(ttfa, [50.0, 95.0, 99.0])
             out["inference/ttfa_p50_ms"] = float(t50)
             out["inference/ttfa_p95_ms"] = float(t95)
             out["inference/ttfa_p99_ms"] = float(t99)
-        per_stage: dict[str, list[float]] = {}
-        for row in rows:
-            for stage, ms in row[5].items():
-                per_stage.setdefault(stage, []).append(ms)
-        for stage, values in per_stage.items():
-            finite = np.asarray(values, dtype=np.float64)
-            finite = finite[np.isfinite(finite)]
+        for stage, values in stages.items():
+            finite = values[np.isfinite(values)]
             if len(finite):
                 out[f"inference/stage/{stage}/latency_p95_ms"] = float(np.percentile(finite, 95.0))
         return out
+
+
+# Dropped requests are deleted from the columns once this many have piled up
+# at their front (and they are most of the list): amortized O(1) per request.
+_COMPACT_AT = 4096
+
+
+class _StageColumn:
+    """One stage's latencies in the window, with their finish times."""
+
+    __slots__ = ("start", "time", "value")
+
+    def __init__(self) -> None:
+        self.time: list[float] = []
+        self.value: list[float] = []
+        self.start = 0
+
+    def cut(self, cutoff: float) -> np.ndarray:
+        start = bisect.bisect_left(self.time, cutoff, lo=self.start)
+        if start > _COMPACT_AT and start * 2 > len(self.time):
+            del self.time[:start]
+            del self.value[:start]
+            start = 0
+        self.start = start
+        return np.asarray(self.value[start:], dtype=np.float64)
 
 
 class InferenceSource:
@@ -313,8 +364,23 @@ def checked_stages(stages: Mapping[str, Any] | None) -> dict[str, float]:
             metadata.check_name(stage, "stage name")
             if len(_checked_names) < 4096:  # stage names are few
                 _checked_names.add(stage)
-        out[stage] = to_float(f"stages[{stage!r}]", value)
+        # A plain float is the common case: no name built for an error not raised.
+        out[stage] = value if type(value) is float else to_float(f"stages[{stage!r}]", value)
     return out
+
+
+# Stage name -> its latency tag; the f-string per stage per request adds up.
+_stage_tags: dict[str, str] = {}
+
+
+def stage_tag(stage: str) -> str:
+    """``inference/stage/{stage}/latency_ms``."""
+    tag = _stage_tags.get(stage)
+    if tag is None:
+        tag = f"inference/stage/{stage}/latency_ms"
+        if len(_stage_tags) < 4096:
+            _stage_tags[stage] = tag
+    return tag
 
 
 def segment_scalars(segment: Segment) -> dict[str, float]:
@@ -399,7 +465,7 @@ class RequestRecord:
         if self.batch_size is not None:
             out["inference/batch_size"] = float(self.batch_size)
         for stage, ms in (self.all_stages if stages is None else stages).items():
-            out[f"inference/stage/{stage}/latency_ms"] = ms
+            out[stage_tag(stage)] = ms
         if self.ttfa_ms is not None:
             out["inference/ttfa_ms"] = self.ttfa_ms
         if self.cache_hit is not None:

@@ -123,6 +123,9 @@ def _le(x: float) -> str:
     return repr(float(x))
 
 
+_CACHE_STATES = ("cold", "warm", "unknown")
+
+
 class _Requests(Collector):
     """The request histograms and counters: queued on the serving thread, binned in batches."""
 
@@ -144,6 +147,7 @@ class _Requests(Collector):
             batch = [pending.popleft() for _ in range(len(pending))]
             if not batch:
                 return
+            n = len(batch)
             latency_ms, ttfa_ms, rtf, audio_s, stages, cache_hit = zip(*batch)
             self._latency.observe((), np.asarray(latency_ms, dtype=np.float64) / 1000.0)
             self._ttfa.observe((), np.asarray(ttfa_ms, dtype=np.float64) / 1000.0)
@@ -154,11 +158,16 @@ class _Requests(Collector):
                     by_stage.setdefault(name, []).append(ms)
             for name, values in by_stage.items():
                 self._stage.observe((name,), np.asarray(values, dtype=np.float64) / 1000.0)
-            for hit, audio in zip(cache_hit, audio_s):
-                cache = "unknown" if hit is None else ("warm" if hit else "cold")
-                self._requests[cache] = self._requests.get(cache, 0.0) + 1.0
-                if math.isfinite(audio) and audio >= 0:
-                    self._audio[cache] = self._audio.get(cache, 0.0) + audio
+            # Cache states as codes (0 cold, 1 warm, 2 unknown): counted by numpy.
+            codes = np.fromiter((2 if h is None else int(h) for h in cache_hit), np.int64, n)
+            audio = np.asarray(audio_s, dtype=np.float64)
+            audio = np.where(np.isfinite(audio) & (audio >= 0), audio, 0.0)
+            counts = np.bincount(codes, minlength=3)
+            seconds = np.bincount(codes, weights=audio, minlength=3)
+            for code, cache in enumerate(_CACHE_STATES):
+                if counts[code]:
+                    self._requests[cache] = self._requests.get(cache, 0.0) + float(counts[code])
+                    self._audio[cache] = self._audio.get(cache, 0.0) + float(seconds[code])
 
     def collect(self) -> Iterable[Any]:
         self.drain()

@@ -93,6 +93,33 @@ def _scalar_prefix(tag: str) -> bytes:
     return prefix
 
 
+class _SummaryPacker:
+    """Serializes the scalars of one tag tuple (no metadata) in a single `struct` call.
+
+    The bytes equal `serialize_summary`'s: each value is its tag's cached
+    prefix followed by the float32, and a Summary is the concatenation of its
+    values.
+    """
+
+    __slots__ = ("_prefixes", "_struct")
+
+    def __init__(self, tags: tuple[str, ...]) -> None:
+        self._prefixes = tuple(_scalar_prefix(t) for t in tags)
+        self._struct = struct.Struct("<" + "".join(f"{len(p)}sf" for p in self._prefixes))
+
+    def pack(self, values: Iterable[float]) -> bytes:
+        args: list[Any] = []
+        for prefix, value in zip(self._prefixes, values):
+            args.append(prefix)
+            args.append(value)
+        return self._struct.pack(*args)
+
+
+# Tag tuple -> its packer; events of one kind (a step, a request) repeat their tags.
+_packers: dict[tuple[str, ...], _SummaryPacker] = {}
+_MAX_PACKERS = 1024
+
+
 def serialize_summary(
     scalars: Iterable[tuple[str, float]],
     documents: Iterable[tuple[str, Any]] = (),
@@ -154,11 +181,26 @@ class SummaryWriter(abc.ABC):
           OSError, or the backend's own error: the event could not be written.
           ValueError: the writer is closed.
         """
+        wall_time_s = time.time() if wall_time_s is None else wall_time_s
+        if not documents and isinstance(scalars, dict) and scalars:
+            # The common event (a step, a request, a sample): scalars only, of
+            # tags this file has seen, in an order seen before: one pack call.
+            tags = tuple(scalars)
+            packer = _packers.get(tags)
+            if packer is not None:
+                with self._lock:
+                    if not self._closed and self._tags_written.issuperset(tags):
+                        try:
+                            summary = packer.pack(scalars.values())
+                        except (OverflowError, struct.error):
+                            pass  # beyond float32: the general path below
+                        else:
+                            self._write_summary(int(step), summary, wall_time_s)
+                            return
         pairs = list(scalars.items() if isinstance(scalars, Mapping) else scalars)
         docs = list(documents.items() if isinstance(documents, Mapping) else documents)
         if not pairs and not docs:
             return
-        wall_time_s = time.time() if wall_time_s is None else wall_time_s
         # Deciding which tags carry metadata and queueing the event happen
         # under one lock: another thread's value of the same tag must not
         # reach the file before the value that carries the metadata.
@@ -174,6 +216,10 @@ class SummaryWriter(abc.ABC):
             self._write_summary(int(step), summary, wall_time_s)
             if new:
                 written |= new
+            elif not docs and pairs and len(_packers) < _MAX_PACKERS:
+                tags = tuple(t for t, _ in pairs)
+                if tags not in _packers:
+                    _packers[tags] = _SummaryPacker(tags)
 
     def flush(self) -> None:
         """Writes everything queued so far to the file.
@@ -360,7 +406,9 @@ class EventFileSummaryWriter(SummaryWriter):
         data = _event_head(wall_time_s, step) + _summary_field(summary)
         pending = self._pending
         if len(pending) >= _WAKE_WRITER_AT:
-            self._wake.set()
+            wake = self._wake
+            if not wake.is_set():  # set() takes a lock and notifies: once is enough
+                wake.set()
             # The disk is ~1000 events behind: wait for room. Dropping data
             # silently would be worse than a slowed step.
             while len(pending) >= _EVENT_QUEUE_SIZE and self._thread.is_alive():

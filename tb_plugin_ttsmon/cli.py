@@ -228,6 +228,18 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
             pid = child.pid
         else:
             pid = args.pid
+        pumps = sink = None
+        if child is not None and family is not None:
+            # The output flows from the first byte: creating the Monitor takes a
+            # tenth of a second, which the program's lines must not wait for.
+            from tb_plugin_ttsmon.recorder.logparse import BlockParser, RequestSink
+            from tb_plugin_ttsmon.recorder.passthrough import Passthrough
+
+            sink = RequestSink()
+            pumps = Passthrough(child, BlockParser(family, sink, _parse_problem))
+            # The pumps wait for the GIL while other threads run Python (the
+            # Monitor starting, the sampler): let them in every 1 ms, not 5.
+            sys.setswitchinterval(0.001)
         try:
             monitor = Monitor(
                 args.logdir,
@@ -242,16 +254,13 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
             if child is not None:
                 child.kill()
                 child.wait()
+                if pumps is not None:
+                    pumps.finish()
             raise UsageError(str(err)) from None
-        pumps = None
+        if sink is not None:
+            sink.connect(monitor.log_request)
         try:
             if child is not None:
-                if family is not None:
-                    from tb_plugin_ttsmon.recorder.logparse import BlockParser
-                    from tb_plugin_ttsmon.recorder.passthrough import Passthrough
-
-                    parser = BlockParser(family, monitor.log_request, _parse_problem)
-                    pumps = Passthrough(child, parser)
                 code = child.wait()
                 if pumps is not None:
                     pumps.finish()

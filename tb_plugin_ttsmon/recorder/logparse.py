@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 
 from tb_plugin_ttsmon import metadata
@@ -260,3 +261,32 @@ def record_of(block: dict[str, float]) -> RequestRecord | None:
         stages=stages,
         rtf=rtf if rtf is not None and rtf >= 0 else None,
     )
+
+
+class RequestSink:
+    """Where parsed requests go: held until the recorder is ready, then passed on.
+
+    ``ttsmon watch`` reads the program's output from its first byte, before
+    its Monitor exists; requests parsed meanwhile wait here (in order).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: Callable[[RequestRecord], None] | None = None
+        self._held: list[RequestRecord] = []
+
+    def __call__(self, record: RequestRecord) -> None:
+        with self._lock:
+            if self._target is None:
+                self._held.append(record)
+                return
+            target = self._target
+        target(record)
+
+    def connect(self, target: Callable[[RequestRecord], None]) -> None:
+        """Passes the held requests to `target`, and every later one."""
+        with self._lock:
+            held, self._held = self._held, []
+            for record in held:
+                target(record)
+            self._target = target

@@ -24,6 +24,7 @@ Pure numpy over `SeriesLike` columns, like the rest of the analytics.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import warnings
@@ -120,6 +121,23 @@ class RankData:
     def node_rank(self) -> int | None:
         return _int_or_none(self.facts.get("node_rank"))
 
+    @functools.cached_property
+    def train_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(wall times, steps) of every training point the rank logged, by wall time.
+
+        Read by the rank's entry and by three findings: sorted once.
+        """
+        walls, steps = [], []
+        for tag, s in self.series.items():
+            if tag.startswith("train/") and len(s.wall_time):
+                walls.append(s.wall_time)
+                steps.append(s.step)
+        if not walls:
+            return np.zeros(0), np.zeros(0, np.int64)
+        w, st = np.concatenate(walls), np.concatenate(steps)
+        order = np.argsort(w, kind="stable")
+        return w[order], st[order]
+
 
 def _int_or_none(x: object) -> int | None:
     return x if isinstance(x, int) and not isinstance(x, bool) else None
@@ -170,25 +188,11 @@ def samples_node(r: RankData) -> bool:
     return isinstance(dist, Mapping) and dist.get("samples_node") is True
 
 
-def _train_points(r: RankData) -> tuple[np.ndarray, np.ndarray]:
-    """(wall times, steps) of every training point the rank logged, by wall time."""
-    walls, steps = [], []
-    for tag, s in r.series.items():
-        if tag.startswith("train/") and len(s.wall_time):
-            walls.append(s.wall_time)
-            steps.append(s.step)
-    if not walls:
-        return np.zeros(0), np.zeros(0, np.int64)
-    w, st = np.concatenate(walls), np.concatenate(steps)
-    order = np.argsort(w, kind="stable")
-    return w[order], st[order]
-
-
 def _median_step_interval_s(ranks: Sequence[RankData]) -> float | None:
     """The job's typical time per training step, from each rank's step timeline."""
     gaps = []
     for r in ranks:
-        w, st = _train_points(r)
+        w, st = r.train_points
         if len(w) < 3:
             continue
         # One wall time per distinct step: a step's tags may come as several events.
@@ -277,7 +281,7 @@ def _metric_head(m: JobMetric) -> dict[str, Any]:
 
 
 def _rank_entry(r: RankData, gpus: list[int]) -> dict[str, Any]:
-    w, st = _train_points(r)
+    w, st = r.train_points
     last_step = last_step_wall = None
     if len(st):
         i = int(np.argmax(st))
@@ -432,9 +436,11 @@ def job_findings(ranks: Sequence[RankData], params: JobParams | None = None) -> 
     params = params or JobParams()
     ranks = sorted(ranks, key=_sort_key)
     out: list[JobFinding] = []
+    # The job's time per step scales the bars of a stall and of a hang.
+    interval = _median_step_interval_s(ranks) or 0.0
     out += _straggler(ranks, params)
-    out += _stalled(ranks, params)
-    out += _busy_no_progress(ranks, params)
+    out += _stalled(ranks, params, interval)
+    out += _busy_no_progress(ranks, params, interval)
     out += _uneven_memory(ranks, params)
     out.sort(key=lambda f: SEVERITY_RANK.get(f.severity, 9))
     return out
@@ -521,10 +527,10 @@ def _straggler(ranks: Sequence[RankData], params: JobParams) -> list[JobFinding]
     return []
 
 
-def _stalled(ranks: Sequence[RankData], params: JobParams) -> list[JobFinding]:
+def _stalled(ranks: Sequence[RankData], params: JobParams, interval: float) -> list[JobFinding]:
     last: dict[str, tuple[float, int]] = {}
     for r in ranks:
-        w, st = _train_points(r)
+        w, st = r.train_points
         if len(w):
             i = int(np.argmax(w))
             last[r.run] = (float(w[i]), int(st.max()))
@@ -532,7 +538,6 @@ def _stalled(ranks: Sequence[RankData], params: JobParams) -> list[JobFinding]:
         return []
     job_last_wall = max(v[0] for v in last.values())
     job_last_step = max(v[1] for v in last.values())
-    interval = _median_step_interval_s(ranks) or 0.0
     bar = max(params.stall_min_s, params.stall_intervals * interval)
     going = [run for run, v in last.items() if job_last_wall - v[0] < bar]
     out = []
@@ -576,11 +581,13 @@ def _stalled(ranks: Sequence[RankData], params: JobParams) -> list[JobFinding]:
     return out
 
 
-def _busy_no_progress(ranks: Sequence[RankData], params: JobParams) -> list[JobFinding]:
+def _busy_no_progress(
+    ranks: Sequence[RankData], params: JobParams, interval: float
+) -> list[JobFinding]:
     # The job's progress: the times its highest step so far went up.
     walls, steps = [], []
     for r in ranks:
-        w, st = _train_points(r)
+        w, st = r.train_points
         walls.append(w)
         steps.append(st)
     if not walls or not sum(len(w) for w in walls):
@@ -604,7 +611,6 @@ def _busy_no_progress(ranks: Sequence[RankData], params: JobParams) -> list[JobF
     end = max(float(s.wall_time.max()) for _, s in util)
     edges = np.concatenate((progress, [end]))
     gaps = np.diff(edges)
-    interval = _median_step_interval_s(ranks) or 0.0
     bar = max(params.hang_min_s, params.hang_intervals * interval)
     candidates = np.flatnonzero(gaps >= bar)
     found = None

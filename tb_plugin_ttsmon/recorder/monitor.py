@@ -673,7 +673,7 @@ class Monitor:
             tokens=None if tokens is None else to_step(tokens, "tokens"),
             token_stage=None if token_stage is None else metadata.check_name(token_stage),
         )
-        self._log_request(record, step)
+        self.log_request(record, step)
 
     def log_request(self, record: inference_lib.RequestRecord, step: int | None = None) -> None:
         """Logs one request given as a `RequestRecord` (integrations: the log parser).
@@ -681,10 +681,6 @@ class Monitor:
         Writes its segments first, then the request; feeds the window
         statistics and the Prometheus endpoint.
         """
-        self._log_request(record, step)
-
-    def _log_request(self, record: inference_lib.RequestRecord, step: int | None = None) -> None:
-        """Writes one request (its segments first), feeds the window and Prometheus."""
         now = time.time()
         for segment in record.segments:
             wall = segment.wall_time_s
@@ -747,7 +743,7 @@ class Monitor:
         request = InferenceRequest(audio_seconds, batch_size, sync=sync_fn)
         yield request
         latency_ms = request.finish()
-        self._log_request(inference_lib.RequestRecord.of(request, latency_ms, token_stage), step)
+        self.log_request(inference_lib.RequestRecord.of(request, latency_ms, token_stage), step)
 
     # -- system -----------------------------------------------------------
 

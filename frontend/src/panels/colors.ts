@@ -25,3 +25,19 @@ export function diverging(r: number, theme: Theme): { bg: string; fg: string } {
   const strong = t > 0.55;
   return { bg: `rgb(${c[0]},${c[1]},${c[2]})`, fg: strong ? "#ffffff" : theme.text };
 }
+
+/** Viridis as a CSS gradient, left to right: the heatmaps' colour keys. */
+export const VIRIDIS_GRADIENT = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+
+/** 256 viridis colours as RGBA bytes, for the heatmaps drawn as ImageData (job view, serving view). */
+export const VIRIDIS_LUT: Uint8ClampedArray = (() => {
+  const out = new Uint8ClampedArray(256 * 4);
+  for (let i = 0; i < 256; i++) {
+    const x = (i / 255) * (VIRIDIS.length - 1);
+    const k = Math.min(VIRIDIS.length - 2, Math.floor(x));
+    const f = x - k;
+    for (let c = 0; c < 3; c++) out[i * 4 + c] = Math.round(VIRIDIS[k][c] + f * (VIRIDIS[k + 1][c] - VIRIDIS[k][c]));
+    out[i * 4 + 3] = 255;
+  }
+  return out;
+})();

@@ -4,7 +4,7 @@
 import { fetchHeatmap, missingRoutes, toNumber, type Heatmap } from "../api";
 import { clear, el, setText } from "../dom";
 import { formatDateTime, formatDuration, formatNumber, formatValue } from "../format";
-import { ramp, VIRIDIS } from "./colors";
+import { ramp, VIRIDIS, VIRIDIS_GRADIENT } from "./colors";
 import { LazyPanel, RunSelect } from "./lazy";
 
 const HM_ROW_H = 16;
@@ -35,11 +35,7 @@ export class HeatmapPanel extends LazyPanel {
     );
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
     this.canvas.addEventListener("mouseleave", () => (this.tip.hidden = true));
-    new ResizeObserver(() => {
-      const want = this.wantedBuckets();
-      if (this.data && Math.abs(want - this.buckets) > Math.max(2, this.buckets * 0.1)) this.invalidate();
-      else this.draw();
-    }).observe(this.plot);
+    this.followWidth(this.plot, { wanted: () => this.wantedBuckets(), loaded: () => (this.data ? this.buckets : null) }, () => this.draw());
   }
 
   /** The colour scale (viridis) reads the same in light and dark mode. */
@@ -94,7 +90,7 @@ export class HeatmapPanel extends LazyPanel {
       );
     }
     const bar = el("span", { class: "hm-scale-bar" });
-    bar.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+    bar.style.background = VIRIDIS_GRADIENT;
     this.scale.append(el("span", null, "0"), bar, el("span", null, "1 (each row's limit or its own max)"));
     this.draw();
   }

@@ -88,15 +88,7 @@ export class JobPanel extends LazyPanel {
     this.panel.tools.append(this.select, seg);
     this.panel.root.classList.add("job-panel");
     this.panel.body.append(this.note, this.head, this.findings, this.metricsEl, this.nodesEl);
-    let width = 0;
-    new ResizeObserver(() => {
-      const w = this.metricsEl.clientWidth;
-      if (w === width) return;
-      width = w;
-      const want = this.wantedBuckets();
-      if (this.view && Math.abs(want - this.buckets) > Math.max(2, this.buckets * 0.1)) this.invalidate();
-      else this.resize();
-    }).observe(this.metricsEl);
+    this.followWidth(this.metricsEl, { wanted: () => this.wantedBuckets(), loaded: () => (this.view ? this.buckets : null) }, () => this.resize());
   }
 
   setTheme(theme: Theme): void {

@@ -6,8 +6,9 @@
 import uPlot from "uplot";
 
 import type { JobGpuMetric, JobMetric, JobNode, JobView } from "../api";
+import { panelTimeAxis } from "../chart/options";
 import { AXIS_FONT, textWidth } from "../chart/style";
-import { axisFormatter, BYTE_INCREMENTS, formatDateTime, formatTimeTicks, formatValue } from "../format";
+import { axisFormatter, BYTE_INCREMENTS, formatDateTime, formatValue } from "../format";
 import type { Theme } from "../theme";
 import { standsOut } from "../jobs";
 
@@ -122,18 +123,7 @@ function makePlot(target: HTMLElement, spec: PlotSpec): uPlot {
     series,
     scales: { x: { time: true }, y: { range: yRange(spec) } },
     axes: [
-      {
-        stroke: theme.axis,
-        font: AXIS_FONT,
-        grid: { stroke: theme.grid, width: 1 },
-        ticks: { stroke: theme.grid, width: 1, size: 4 },
-        space: 56,
-        // A label centred on a tick near the right edge would be cut in half: left out.
-        values: (u, splits, _ai, _space, incr) => {
-          const right = u.bbox.width / (window.devicePixelRatio || 1) - 20;
-          return formatTimeTicks(splits, incr).map((t, i) => (u.valToPos(splits[i], "x") > right ? "" : t));
-        },
-      },
+      panelTimeAxis(theme),
       yAxis,
     ],
     legend: { show: true, live: true },

@@ -70,6 +70,23 @@ export abstract class LazyPanel {
       });
   }
 
+  /**
+   * Follows `target`'s width: asks the server again when the width wants
+   * other buckets than the loaded answer has (by over 10 %), else redraws
+   * what it holds. Height changes are ignored.
+   */
+  protected followWidth(target: HTMLElement, buckets: { wanted: () => number; loaded: () => number | null }, redraw: () => void): void {
+    let width = 0;
+    new ResizeObserver(() => {
+      const w = target.clientWidth;
+      if (w === width) return;
+      width = w;
+      const have = buckets.loaded();
+      if (have !== null && Math.abs(buckets.wanted() - have) > Math.max(2, have * 0.1)) this.invalidate();
+      else redraw();
+    }).observe(target);
+  }
+
   protected showNote(text: string): void {
     setText(this.note, text);
     this.note.hidden = text === "";

@@ -7,7 +7,7 @@ import type { JobMetric, JobRank, JobView } from "../api";
 import { clear, el } from "../dom";
 import { formatClock, formatDateTime, formatDuration, formatValue } from "../format";
 import type { Theme } from "../theme";
-import { VIRIDIS } from "./colors";
+import { VIRIDIS_GRADIENT, VIRIDIS_LUT } from "./colors";
 import { standsOut } from "../jobs";
 
 /** Row height in CSS px: 14 for a few ranks, ~4 at 64, at least 2 (a 128-rank job: 256 px). */
@@ -22,18 +22,6 @@ const LABEL_STEPS = [1, 2, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100, 128, 256, 512, 
 const LOW_Q = 0.02;
 const HIGH_Q = 0.98;
 
-/** 256 viridis colours as RGBA bytes, for ImageData. */
-const LUT: Uint8ClampedArray = (() => {
-  const out = new Uint8ClampedArray(256 * 4);
-  for (let i = 0; i < 256; i++) {
-    const x = (i / 255) * (VIRIDIS.length - 1);
-    const k = Math.min(VIRIDIS.length - 2, Math.floor(x));
-    const f = x - k;
-    for (let c = 0; c < 3; c++) out[i * 4 + c] = Math.round(VIRIDIS[k][c] + f * (VIRIDIS[k + 1][c] - VIRIDIS[k][c]));
-    out[i * 4 + 3] = 255;
-  }
-  return out;
-})();
 
 function quantile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;
@@ -171,7 +159,7 @@ export class RankHeatmap {
       this.axis.append(el("span", null, formatDateTime(start)), el("span", null, formatDateTime(end)));
     }
     const bar = el("span", { class: "job-hm-bar" });
-    bar.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+    bar.style.background = VIRIDIS_GRADIENT;
     if (this.range && this.range[0] === this.range[1]) {
       this.legend.append(el("span", null, `every value ${formatValue(this.range[0], metric.unit)}`), el("span", { class: "job-hm-nodata" }, "no value"));
     } else if (this.range) {
@@ -218,9 +206,9 @@ export class RankHeatmap {
           const t = hi > lo ? Math.min(1, Math.max(0, (v - lo) / span)) : 0.5;
           const li = Math.round(t * 255) * 4;
           const o = (r * cols + c) * 4;
-          px[o] = LUT[li];
-          px[o + 1] = LUT[li + 1];
-          px[o + 2] = LUT[li + 2];
+          px[o] = VIRIDIS_LUT[li];
+          px[o + 1] = VIRIDIS_LUT[li + 1];
+          px[o + 2] = VIRIDIS_LUT[li + 2];
           px[o + 3] = 255;
         }
       }

@@ -85,15 +85,7 @@ export class ServingPanel extends LazyPanel {
     this.panel.tools.appendChild(this.runSelect.root);
     this.panel.root.classList.add("serving-panel");
     this.panel.body.append(this.note, this.content);
-    let width = 0;
-    new ResizeObserver(() => {
-      const w = this.content.clientWidth;
-      if (w === width) return;
-      width = w;
-      const want = this.wantedBuckets();
-      if (this.view && Math.abs(want - this.buckets) > Math.max(2, this.buckets * 0.1)) this.invalidate();
-      else this.resize();
-    }).observe(this.content);
+    this.followWidth(this.content, { wanted: () => this.wantedBuckets(), loaded: () => (this.view ? this.buckets : null) }, () => this.resize());
   }
 
   setTheme(theme: Theme): void {

@@ -7,12 +7,13 @@
 import uPlot from "uplot";
 
 import type { ServingView } from "../api";
+import { panelTimeAxis } from "../chart/options";
 import { AXIS_FONT } from "../chart/style";
 import { append, clear, el } from "../dom";
-import { axisFormatter, formatClock, formatDateTime, formatDuration, formatNumber, formatTimeTicks, formatValue } from "../format";
+import { axisFormatter, formatClock, formatDateTime, formatDuration, formatNumber, formatValue } from "../format";
 import { naturalCompare } from "../specs";
 import type { Theme } from "../theme";
-import { ramp, VIRIDIS } from "./colors";
+import { ramp, VIRIDIS, VIRIDIS_GRADIENT, VIRIDIS_LUT } from "./colors";
 
 const SYNC_KEY = "ttsmon-serving";
 /** The y axis' width and the right padding of every plot (the histogram's label column and margin match). */
@@ -73,18 +74,7 @@ const steps = uPlot.paths.stepped!({ align: 1, alignGaps: 1 });
 
 function axes(theme: Theme, unit: string, ySplits?: number[]): uPlot.Axis[] {
   return [
-    {
-      stroke: theme.axis,
-      font: AXIS_FONT,
-      grid: { stroke: theme.grid, width: 1 },
-      ticks: { stroke: theme.grid, width: 1, size: 4 },
-      space: 56,
-      // A label centred on a tick near the right edge would be cut in half: left out.
-      values: (u, splits, _ai, _space, incr) => {
-        const right = u.bbox.width / (window.devicePixelRatio || 1) - 20;
-        return formatTimeTicks(splits, incr).map((t, i) => (u.valToPos(splits[i], "x") > right ? "" : t));
-      },
-    },
+    panelTimeAxis(theme),
     {
       stroke: theme.axis,
       font: AXIS_FONT,
@@ -251,18 +241,6 @@ export function ttfaChart(target: HTMLElement, view: ServingView, theme: Theme, 
   return new uPlot(opts, [xs(view), withEnd(view.ttfa.p50_ms), withEnd(view.ttfa.p95_ms)] as uPlot.AlignedData, target);
 }
 
-/** 256 viridis colours, for the histogram's ImageData. */
-const LUT: Uint8ClampedArray = (() => {
-  const out = new Uint8ClampedArray(256 * 4);
-  for (let i = 0; i < 256; i++) {
-    const x = (i / 255) * (VIRIDIS.length - 1);
-    const k = Math.min(VIRIDIS.length - 2, Math.floor(x));
-    const f = x - k;
-    for (let c = 0; c < 3; c++) out[i * 4 + c] = Math.round(VIRIDIS[k][c] + f * (VIRIDIS[k + 1][c] - VIRIDIS[k][c]));
-    out[i * 4 + 3] = 255;
-  }
-  return out;
-})();
 
 function rampCss(t: number): string {
   return ramp(VIRIDIS, t);
@@ -325,7 +303,7 @@ export class LatencyHistogram {
     if (bins % k !== 0) this.addLabel(bins, edges[bins]);
     this.axis.append(el("span", null, formatDateTime(view.start_wall_time_s)), el("span", null, `${view.buckets} windows of ${formatDuration(view.bucket_s)}`), el("span", null, formatDateTime(view.end_wall_time_s)));
     const bar = el("span", { class: "sv-hm-bar" });
-    if (this.max > 1) bar.style.background = `linear-gradient(to right, ${VIRIDIS.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+    if (this.max > 1) bar.style.background = VIRIDIS_GRADIENT;
     else {
       bar.style.width = "10px";
       bar.style.background = rampCss(this.shade(1));
@@ -380,9 +358,9 @@ export class LatencyHistogram {
         if (c > 0) {
           const t = this.shade(c);
           const li = Math.round(t * 255) * 4;
-          px[o] = LUT[li];
-          px[o + 1] = LUT[li + 1];
-          px[o + 2] = LUT[li + 2];
+          px[o] = VIRIDIS_LUT[li];
+          px[o + 1] = VIRIDIS_LUT[li + 1];
+          px[o + 2] = VIRIDIS_LUT[li + 2];
         } else {
           [px[o], px[o + 1], px[o + 2]] = none;
         }

@@ -33,9 +33,15 @@ setup(
         "google-crc32c>=1.5",
         # The /metrics endpoint for Prometheus (Monitor(prometheus_port=...), watch).
         "prometheus_client>=0.17",
+        # Run directories in object stores (s3://, gs://, az://): the rolling
+        # object writer goes through fsspec; each store's package is an extra.
+        "fsspec>=2023.1",
     ],
     extras_require={
         "tf": ["tensorflow>=2.16"],
+        # Log directories in S3 (and S3-compatible stores) or Google Cloud Storage.
+        "s3": ["s3fs>=2023.1"],
+        "gcs": ["gcsfs>=2023.1"],
         # The Profile tab, and the xprof package our profile summaries read with
         # (raw_to_tool_data); tested with 2.24.
         "profile": ["tensorboard-plugin-profile>=2.24,<2.25"],
@@ -49,6 +55,11 @@ setup(
             "types-setuptools",
             "playwright>=1.40",
             "tensorboard-plugin-profile>=2.24,<2.25",
+            # S3: the writer's s3fs, moto's S3 server for the tests, and the
+            # boto3 that TensorBoard reads s3:// logdirs with.
+            "s3fs>=2023.1",
+            "moto[server]>=5",
+            "boto3>=1.28",
         ],
     },
     entry_points={

@@ -86,9 +86,29 @@ def build_parser() -> argparse.ArgumentParser:
         "ends. SIGINT and SIGTERM are passed on to COMMAND.",
         usage="ttsmon watch --logdir DIR [--interval S] [--no-gpus] [--parse FORMAT]\n"
         "                    [--parse-pattern NAME=REGEX ...] [--prometheus-port N]\n"
+        "                    [--roll-s S] [--spool-mib M]\n"
         "                    (--pid PID | -- COMMAND ARGS...)",
     )
-    watch.add_argument("--logdir", required=True, metavar="DIR", help="the run directory")
+    watch.add_argument(
+        "--logdir",
+        required=True,
+        metavar="DIR",
+        help="the run directory: a path, or an object store URL (s3://bucket/exp1/rank0)",
+    )
+    watch.add_argument(
+        "--roll-s",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="for an object store: seconds between event-file objects (default 30)",
+    )
+    watch.add_argument(
+        "--spool-mib",
+        type=float,
+        default=256.0,
+        metavar="M",
+        help="for an object store: most MiB waiting on local disk during an outage (default 256)",
+    )
     watch.add_argument(
         "--interval",
         type=_positive_interval,
@@ -249,8 +269,10 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
                 gpus=not args.no_gpus,
                 prometheus_port=args.prometheus_port,
                 prometheus_host=args.prometheus_host,
+                roll_s=args.roll_s,
+                spool_mib=args.spool_mib,
             )
-        except ValueError as err:  # the Prometheus port cannot be bound
+        except (ValueError, ImportError) as err:  # a port in use, a bad URL or setting
             if child is not None:
                 child.kill()
                 child.wait()
@@ -328,10 +350,18 @@ def _write_output(text: str, path: str | None) -> None:
 
 
 def _open(logdir: str) -> Any:
+    from tb_plugin_ttsmon import report
+    from tb_plugin_ttsmon.recorder import objectstore
+
+    if objectstore.is_remote(logdir):
+        try:
+            return report.LogdirData(logdir)
+        except (ValueError, ImportError, OSError) as err:
+            raise UsageError(
+                f"cannot read {objectstore.redact_url(logdir)!r}: {type(err).__name__}: {err}"
+            ) from err
     if not os.path.isdir(logdir):
         raise UsageError(f"{logdir!r} is not a directory")
-    from tb_plugin_ttsmon import report
-
     return report.LogdirData(logdir)
 
 

@@ -383,8 +383,12 @@ def _inside(path: str, root: str) -> bool:
 
 
 def profile_dir(logdir: str, run: str) -> str | None:
-    """`<logdir>/<run>/plugins/profile` as a real path, or None if it would leave `logdir`."""
-    if not logdir:
+    """`<logdir>/<run>/plugins/profile` as a real path, or None if it would leave `logdir`.
+
+    None for a logdir in an object store too: captures are local files (the
+    profiler writes next to the job), listed only for a local logdir.
+    """
+    if not logdir or "://" in logdir:
         return None
     root = os.path.realpath(logdir)
     run_dir = os.path.realpath(os.path.join(root, run))

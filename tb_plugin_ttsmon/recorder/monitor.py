@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tb_plugin_ttsmon import metadata
-from tb_plugin_ttsmon.recorder import distributed, writers
+from tb_plugin_ttsmon.recorder import distributed, objectstore, writers
 from tb_plugin_ttsmon.recorder import facts as facts_lib
 from tb_plugin_ttsmon.recorder import gradients as gradients_lib
 from tb_plugin_ttsmon.recorder import inference as inference_lib
@@ -42,6 +42,8 @@ from tb_plugin_ttsmon.recorder.values import to_float, to_step
 # when a Monitor is created (see `writers.ManagedWriter`).
 WRITE_RETRY_S = writers.WRITE_RETRY_S
 DEFAULT_LOG_DIR = "logs/ttsmon"
+DEFAULT_ROLL_S = objectstore.DEFAULT_ROLL_S
+DEFAULT_SPOOL_MIB = objectstore.DEFAULT_SPOOL_BYTES / 2**20
 
 __all__ = ["DEFAULT_LOG_DIR", "WRITE_RETRY_S", "InferenceRequest", "Monitor"]
 
@@ -77,6 +79,27 @@ class _TrainingStepSource:
 
     def close(self) -> None:
         pass
+
+
+def _register_before_executor_shutdown(hook: Callable[[], None]) -> bool:
+    """Runs `hook` at interpreter exit before thread pools stop taking work; True if it will.
+
+    An object store's last upload at exit goes through asyncio (s3fs,
+    aiohttp), which resolves hosts in a thread pool; by the time `atexit`
+    hooks run, `concurrent.futures` has refused new work ("cannot schedule
+    new futures after interpreter shutdown"). Hooks registered here run
+    first, latest first, when the main thread ends. CPython's private API
+    (3.9+): where it is missing, `atexit` is used and what is left waits in
+    the spool for the next writer.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return False
+    try:
+        register(hook)
+    except RuntimeError:  # the interpreter is shutting down already
+        return False
+    return True
 
 
 def _close_at_exit(ref: weakref.ref[Monitor]) -> None:
@@ -152,6 +175,14 @@ class Monitor:
         (`prometheus_url` says which). None: no endpoint.
       prometheus_host: The address it binds: 127.0.0.1 unless told otherwise
         (``"0.0.0.0"`` for a scraper on another machine).
+      roll_s: For a `log_dir` in an object store (``s3://``, ``gs://``,
+        ``az://``: `recorder.objectstore`), seconds between the event-file
+        objects the run is written as (a store cannot append). Data reaches
+        the store, and so TensorBoard, at each roll and at close; a
+        ``kill -9`` loses at most this much.
+      spool_mib: For a `log_dir` in an object store, the most MiB of objects
+        that wait on the local disk while the store is unreachable; only what
+        overflows it is dropped (counted and reported).
 
     Raises:
       TypeError, ValueError: an argument is of the wrong type or out of range.
@@ -180,6 +211,8 @@ class Monitor:
         host_sampling: str = "auto",
         prometheus_port: int | None = None,
         prometheus_host: str = "127.0.0.1",
+        roll_s: float = DEFAULT_ROLL_S,
+        spool_mib: float = DEFAULT_SPOOL_MIB,
     ) -> None:
         if not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(f"log_dir must be a path, not {type(log_dir).__name__}")
@@ -192,6 +225,11 @@ class Monitor:
         if self._rank_dir:
             assert self._rank is not None
             self.log_dir = distributed.join(self.log_dir, distributed.rank_dir_name(self._rank))
+        self._remote = objectstore.is_remote(self.log_dir)
+        if self._remote:
+            objectstore.check_url(self.log_dir)
+        self._roll_s = _checked_number("roll_s", roll_s, 0.1, 3600.0)
+        self._spool_mib = _checked_number("spool_mib", spool_mib, 2.0**-10, 2.0**20)
         self._host_sampling = distributed.host_sampling_setting(host_sampling)
         self.interval = None if interval is None else check_interval(interval)
         self._writer_name = writers.resolve_writer_name(writer)
@@ -251,7 +289,8 @@ class Monitor:
         self._flush_stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
-        atexit.register(self._atexit)
+        if not (self._remote and _register_before_executor_shutdown(self._atexit)):
+            atexit.register(self._atexit)
         self._prometheus: PrometheusExporter | None = None
         if prometheus_port is not None:
             port = to_step(prometheus_port, "prometheus_port")
@@ -266,7 +305,13 @@ class Monitor:
                     f"cannot serve Prometheus metrics on {prometheus_host}:{port}: {err}"
                 ) from err
         self._output = writers.ManagedWriter(
-            self.log_dir, self._writer_name, self.flush_s, self._faults, retry_s=WRITE_RETRY_S
+            self.log_dir,
+            self._writer_name,
+            self.flush_s,
+            self._faults,
+            retry_s=WRITE_RETRY_S,
+            roll_s=self._roll_s,
+            spool_bytes=int(self._spool_mib * 2**20),
         )
         if start:
             self.start()
@@ -347,14 +392,25 @@ class Monitor:
         return self._closed
 
     @property
+    def object_store_stats(self) -> dict[str, Any] | None:
+        """For a `log_dir` in an object store, what its writer did so far, else None.
+
+        Objects and bytes uploaded, PUT requests and failures, what waits in
+        the spool, what was dropped, and whether the store is failing now.
+        """
+        writer = self._output.current
+        stats = getattr(writer, "stats", None)
+        return stats() if callable(stats) else None
+
+    @property
     def _writer(self) -> writers.SummaryWriter | None:
         """The event writer in use (`None` while writing fails); for tests."""
         return self._output.current
 
     @property
     def writer_name(self) -> str:
-        """``"tf"`` or ``"event"``: which writer this monitor uses."""
-        return self._writer_name
+        """``"tf"``, ``"event"`` or ``"object"`` (a `log_dir` in an object store)."""
+        return self._output.kind
 
     @property
     def prometheus_url(self) -> str | None:
@@ -822,7 +878,7 @@ class Monitor:
 
     def _settings(self) -> dict[str, Any]:
         return {
-            "writer": self._writer_name,
+            "writer": self._output.kind,
             "interval_s": self.interval,
             "flush_s": self.flush_s,
             "per_core_cpu": self._per_core_cpu,
@@ -837,20 +893,16 @@ class Monitor:
 
     def _write_facts(self, sources: Sequence[Source]) -> None:
         doc = facts_lib.run_facts(self._settings())
-        doc["log_dir"] = (
-            os.path.abspath(self.log_dir) if "://" not in self.log_dir else self.log_dir
-        )
+        doc["log_dir"] = _shown_dir(self.log_dir)
+        if self._output.kind == "object":
+            doc["object_store"] = {"roll_s": self._roll_s, "spool_mib": self._spool_mib}
         if self._rank is not None:
             doc.update(self._rank.facts())
             doc["distributed"] = {
                 **self._rank.launcher_facts(),
                 "samples_node": self.samples_node,
                 "rank_dir": self._rank_dir,
-                "job_log_dir": (
-                    os.path.abspath(self._job_log_dir)
-                    if "://" not in self._job_log_dir
-                    else self._job_log_dir
-                ),
+                "job_log_dir": _shown_dir(self._job_log_dir),
             }
         for source in sources:
             try:
@@ -883,7 +935,7 @@ class Monitor:
         now = time.monotonic()
         if now - self._last_flush_s >= self.flush_s:
             self._last_flush_s = now
-            if self._writer_name == "tf":
+            if self._output.kind == "tf":
                 self.flush()
             else:
                 self._write_pending_phase()
@@ -919,6 +971,21 @@ class Monitor:
                 sampled,
             )
         self._output.write(step, scalars, documents, wall_time_s=wall_time_s)
+
+
+def _shown_dir(path: str) -> str:
+    """A run directory as run facts show it: absolute, or a URL without credentials."""
+    if "://" in path:
+        return objectstore.redact_url(path)
+    return os.path.abspath(path)
+
+
+def _checked_number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
 
 
 def _never() -> bool:

@@ -337,15 +337,19 @@ class EventFileSummaryWriter(SummaryWriter):
     `flush()` holds the lock its `add_event()` takes while the disk catches
     up, which would stall the training thread behind a slow disk. Here a
     flush is a marker that travels through the queue; writers never wait for
-    it. Local files are plain buffered files; URLs are reached through
-    `tensorboard.compat.tf`'s gfile (TensorFlow's, ``gs://`` ..., where it
-    is installed).
+    it. It writes local files only (plain buffered files); run directories
+    in object stores are `objectstore.RollingObjectWriter`'s.
+
+    Raises:
+      ValueError: `logdir` is the URL of a store.
+      OSError: the directory cannot take a new file.
     """
 
     name = "event"
 
     def __init__(self, logdir: str, flush_s: float = DEFAULT_FLUSH_S) -> None:
         super().__init__(logdir, flush_s)
+        logdir = _local_path(logdir)
         # EventFileWriter's name, whole seconds first and the counter zero-padded
         # (TensorBoard's is not), so the files of one second sort in order too.
         name = (
@@ -353,20 +357,14 @@ class EventFileSummaryWriter(SummaryWriter):
             f"{socket.gethostname()}.{os.getpid()}.{_file_uid():06d}"
         )
         self.path: str = os.path.join(logdir, name) + FILENAME_SUFFIX
-        if "://" in logdir:
-            # A URL: TensorBoard's file layer (TensorFlow's where installed).
-            from tensorboard.compat import tf as tb_tf
-
-            tb_tf.io.gfile.makedirs(logdir)
-            file: Any = tb_tf.io.gfile.GFile(self.path, "wb")
-        else:
-            # A local path: a plain buffered file. TensorBoard's TF-free gfile
-            # opens and closes the file for every event (about half of a
-            # request's recording cost), and its TF-backed one would import
-            # TensorFlow into a PyTorch job (seconds, hundreds of MB).
-            _check_local_dir_writable(logdir)
-            os.makedirs(logdir, exist_ok=True)
-            file = open(self.path, "wb")  # noqa: SIM115  # closed by the writer thread
+        # A local path: a plain buffered file. TensorBoard's TF-free gfile
+        # opens and closes the file for every event (about half of a
+        # request's recording cost), and its TF-backed one would import
+        # TensorFlow into a PyTorch job (seconds, hundreds of MB). URLs of
+        # stores go to `objectstore.RollingObjectWriter` (see `writer_class`).
+        _check_local_dir_writable(logdir)
+        os.makedirs(logdir, exist_ok=True)
+        file = open(self.path, "wb")  # noqa: SIM115  # closed by the writer thread
         self._guard = _GuardedFile(file)
         self._write_record = record_framer(self._guard)
         # Events for the writer thread. A deque, not a queue.Queue: appending
@@ -385,8 +383,7 @@ class EventFileSummaryWriter(SummaryWriter):
         )
         self._pending.append(version.SerializeToString())
         try:
-            # gfile opens the file on its first write: a bad directory fails here
-            # (a local file is open already; its first flush fails on a full disk).
+            # The first flush fails here on a full disk.
             self._flush()
         except BaseException:
             self._closed = True
@@ -623,6 +620,31 @@ class TFSummaryWriter(SummaryWriter):
         self._writer.close()
 
 
+def _local_path(logdir: str) -> str:
+    """`logdir` as a local path (``file:///x`` is ``/x``).
+
+    Raises:
+      ValueError: `logdir` is the URL of a store, not a local path.
+    """
+    from tb_plugin_ttsmon.recorder import objectstore
+
+    scheme = objectstore.url_scheme(logdir)
+    if scheme in ("file", "local"):
+        return logdir.split("://", 1)[1]
+    if scheme:
+        raise ValueError(
+            f"the event file writer writes local files; {objectstore.redact_url(logdir)!r} "
+            "is written by objectstore.RollingObjectWriter (see writers.writer_class)"
+        )
+    return logdir
+
+
+def _shown_path(logdir: str) -> str:
+    from tb_plugin_ttsmon.recorder import objectstore
+
+    return objectstore.redact_url(logdir)
+
+
 def _listdir(path: str) -> list[str]:
     try:
         return os.listdir(path)
@@ -694,9 +716,34 @@ def resolve_writer_name(name: str | None) -> str:
     return name
 
 
-def create_writer(name: str | None, logdir: str, flush_s: float = DEFAULT_FLUSH_S) -> SummaryWriter:
-    """A new writer (and a new event file) in `logdir`; see `resolve_writer_name`."""
-    return WRITERS[resolve_writer_name(name)](logdir, flush_s=flush_s)
+def writer_class(name: str, logdir: str) -> type[SummaryWriter]:
+    """The writer class that serves `logdir` for the resolved writer `name`.
+
+    Local paths: `name`'s (``"tf"`` or ``"event"``). URLs of stores: the
+    rolling object writer through fsspec, except where ``"tf"`` was chosen
+    and TensorFlow's file layer serves the scheme itself (``gs://``).
+    """
+    from tb_plugin_ttsmon.recorder import objectstore
+
+    if objectstore.is_remote(logdir) and not (
+        name == "tf" and objectstore.tf_serves(objectstore.url_scheme(logdir))
+    ):
+        return objectstore.RollingObjectWriter
+    return WRITERS[name]
+
+
+def create_writer(
+    name: str | None, logdir: str, flush_s: float = DEFAULT_FLUSH_S, **options: Any
+) -> SummaryWriter:
+    """A new writer (and a new event file) in `logdir`; see `resolve_writer_name`.
+
+    `options` go to the rolling object writer (`roll_s`, `spool_bytes`, ...)
+    where `logdir` is in an object store; elsewhere they are ignored.
+    """
+    cls = writer_class(resolve_writer_name(name), logdir)
+    if cls.name == "object":
+        return cls(logdir, flush_s=flush_s, **options)
+    return cls(logdir, flush_s=flush_s)
 
 
 # After a write fails (disk full, directory gone), the writer is dropped and
@@ -720,6 +767,8 @@ class ManagedWriter:
       flush_s: The writers' flush interval.
       faults: Where warnings go, each once.
       retry_s: Seconds between attempts to open a new file after a failure.
+      options: For a run directory in an object store, the rolling object
+        writer's settings (``roll_s``, ``spool_bytes``, ...).
     """
 
     def __init__(
@@ -729,9 +778,13 @@ class ManagedWriter:
         flush_s: float,
         faults: FaultLog,
         retry_s: float = WRITE_RETRY_S,
+        **options: Any,
     ) -> None:
         self.logdir = logdir
+        self._shown = _shown_path(logdir)  # for messages: no credentials in URLs
         self.writer_name = writer_name
+        self._class = writer_class(writer_name, logdir)
+        self._options = options if self._class.name == "object" else {}
         self.flush_s = flush_s
         self.retry_s = retry_s
         self._faults = faults
@@ -746,6 +799,11 @@ class ManagedWriter:
     def current(self) -> SummaryWriter | None:
         """The writer in use, or `None` while writing is failing."""
         return self._writer
+
+    @property
+    def kind(self) -> str:
+        """Which writer serves the run: ``"tf"``, ``"event"`` or ``"object"``."""
+        return self._class.name
 
     def write(
         self,
@@ -795,14 +853,14 @@ class ManagedWriter:
             if self._writer is not None:
                 return self._writer
             try:
-                self._writer = WRITERS[self.writer_name](self.logdir, flush_s=self.flush_s)
+                self._writer = self._class(self.logdir, flush_s=self.flush_s, **self._options)
             except Exception as err:
                 self._retry_at_s = time.monotonic() + self.retry_s
                 self._faults.warn_once(
                     "write",
                     "cannot write to %s (%s: %s); "
                     "data is dropped and the directory retried every %d s",
-                    self.logdir,
+                    self._shown,
                     type(err).__name__,
                     err,
                     self.retry_s,
@@ -819,7 +877,7 @@ class ManagedWriter:
         if writer is not None and self._faults.seen("write"):
             logger.warning(
                 "ttsmon: writing to %s works again (new event file); %d events were dropped",
-                self.logdir,
+                self._shown,
                 self.dropped_events,
             )
             self._faults.forget("write")
@@ -836,7 +894,7 @@ class ManagedWriter:
         self._faults.warn_once(
             "write",
             "writing to %s failed (%s: %s); data is dropped and the directory retried every %d s",
-            self.logdir,
+            self._shown,
             type(err).__name__,
             err,
             self.retry_s,
@@ -878,7 +936,7 @@ class ManagedWriter:
                     "directory (for example %s)",
                     host,
                     pid,
-                    self.logdir,
+                    self._shown,
                     os.path.join(self.logdir, f"{host_name}-{own_pid}"),
                 )
 

@@ -82,6 +82,7 @@ bench: $(STAMP)
 	$(PY) bench/node_sampling.py --quick
 	$(PY) bench/serving_cost.py --quick
 	$(PY) bench/logparse_rate.py --quick
+	$(PY) bench/object_store.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

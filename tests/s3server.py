@@ -87,19 +87,59 @@ class S3Server:
     def get(self, bucket: str, key: str) -> bytes:
         return bytes(self.client().get_object(Bucket=bucket, Key=key)["Body"].read())
 
+    recording: str | None = None
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests answered so far (with `record=True`): method, url, agent, body bytes."""
+        import base64
+        import json
+
+        if not self.recording or not os.path.exists(self.recording):
+            return []
+        out = []
+        with open(self.recording) as f:
+            for line in f:
+                entry = json.loads(line)
+                body = entry.get("body") or ""
+                size = len(base64.b64decode(body)) if entry.get("body_encoded") else len(body)
+                headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
+                out.append(
+                    {
+                        "method": entry["method"],
+                        "url": entry["url"],
+                        "agent": headers.get("user-agent", ""),
+                        "body_bytes": size,
+                    }
+                )
+        return out
+
+    def reset_requests(self) -> None:
+        if self.recording:
+            open(self.recording, "w").close()
+
 
 @contextlib.contextmanager
-def s3_server(log_dir: str) -> Iterator[S3Server]:
-    """Starts ``python -m moto.server`` on a free loopback port; stops it after."""
+def s3_server(log_dir: str, *, record: bool = False) -> Iterator[S3Server]:
+    """Starts ``python -m moto.server`` on a free loopback port; stops it after.
+
+    `record`: the server logs every request it answers (moto's recorder) to
+    a file in `log_dir`; `S3Server.requests()` reads it.
+    """
     port = _free_port()
     log_path = os.path.join(log_dir, f"moto-{port}.log")
+    env = dict(os.environ)
+    if record:
+        env["MOTO_ENABLE_RECORDING"] = "True"
+        env["MOTO_RECORDER_FILEPATH"] = os.path.join(log_dir, f"moto-{port}.requests")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     server = S3Server(port, log_path)
+    server.recording = env.get("MOTO_RECORDER_FILEPATH")
     try:
         deadline = time.monotonic() + 60
         while True:

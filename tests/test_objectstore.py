@@ -279,12 +279,12 @@ def test_kill_9_loses_only_the_open_segment(s3, bucket, tmp_path):
     proc.wait(30)
     # What reached the bucket is a gap-free prefix of the steps.
     kept = [s for _, ss, *_ in _steps_by_object(s3, bucket, "kill/", tmp_path) for s in ss]
-    assert kept and kept == list(range(len(kept)))
+    assert kept == list(range(len(kept)))
     # A later writer of the run directory on this host uploads what the dead
     # process had spooled but not yet stored; only the open segment is gone.
     objectstore.RollingObjectWriter(f"s3://{bucket}/kill", roll_s=0.2).close()
     kept = [s for _, ss, *_ in _steps_by_object(s3, bucket, "kill/", tmp_path) for s in ss]
-    assert kept == list(range(len(kept)))
+    assert kept and kept == list(range(len(kept)))
     wall = dict(logged)
     first_lost = len(kept)
     lost_s = killed_at - wall[first_lost] if first_lost in wall else 0.0
@@ -376,3 +376,24 @@ def test_cli_reads_and_watches_a_bucket(s3, bucket, tmp_path):
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert missing.returncode == 2 and "no file system serves nosuchstore://" in missing.stderr
+
+
+def test_the_plugin_and_readers_import_no_tensorflow():
+    """Serving a bucket needs a TensorBoard without TensorFlow: nothing of ours may import it."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import tb_plugin_ttsmon
+        import tb_plugin_ttsmon.plugin as plugin
+        from tb_plugin_ttsmon.plugin import plugin as plugin_module
+        from tb_plugin_ttsmon import cli, report
+        from tb_plugin_ttsmon.query import remote
+        from tb_plugin_ttsmon.recorder import objectstore, monitor
+        loader = plugin.TTSMonLoader()
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

@@ -350,15 +350,14 @@ def _write_output(text: str, path: str | None) -> None:
 
 
 def _open(logdir: str) -> Any:
-    from tb_plugin_ttsmon import report
-    from tb_plugin_ttsmon.recorder import objectstore
+    from tb_plugin_ttsmon import report, stores
 
-    if objectstore.is_remote(logdir):
+    if stores.is_remote(logdir):
         try:
             return report.LogdirData(logdir)
         except (ValueError, ImportError, OSError) as err:
             raise UsageError(
-                f"cannot read {objectstore.redact_url(logdir)!r}: {type(err).__name__}: {err}"
+                f"cannot read {stores.redact_url(logdir)!r}: {type(err).__name__}: {err}"
             ) from err
     if not os.path.isdir(logdir):
         raise UsageError(f"{logdir!r} is not a directory")

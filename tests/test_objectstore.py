@@ -25,7 +25,7 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat.proto import event_pb2
 
 import tb_plugin_ttsmon as ttsmon
-from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon import metadata, stores
 from tb_plugin_ttsmon.query import remote
 from tb_plugin_ttsmon.recorder import objectstore
 
@@ -304,8 +304,8 @@ def test_credentials_stay_out_of_facts_logs_and_objects(s3, bucket, tmp_path, ca
     for secret in (SECRET_KEY, ACCESS_KEY):
         assert secret.encode() not in blobs
         assert all(secret not in r.getMessage() for r in caplog.records)
-    assert objectstore.redact_url("s3://AKIA:sekrit@bucket/run") == "s3://bucket/run"
-    assert objectstore.redact_url("s3://bucket/run") == "s3://bucket/run"
+    assert stores.redact_url("s3://AKIA:sekrit@bucket/run") == "s3://bucket/run"
+    assert stores.redact_url("s3://bucket/run") == "s3://bucket/run"
 
 
 def test_bad_urls_and_settings_are_clear_errors(tmp_path):
@@ -388,6 +388,7 @@ def test_the_plugin_and_readers_import_no_tensorflow():
         from tb_plugin_ttsmon.plugin import plugin as plugin_module
         from tb_plugin_ttsmon import cli, report
         from tb_plugin_ttsmon.query import remote
+        from tb_plugin_ttsmon import stores
         from tb_plugin_ttsmon.recorder import objectstore, monitor
         loader = plugin.TTSMonLoader()
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
@@ -397,3 +398,24 @@ def test_the_plugin_and_readers_import_no_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_any_fsspec_store_is_written_the_same_way(tmp_path, monkeypatch):
+    """Not only S3: a scheme fsspec serves (its in-memory store here) gets the same objects."""
+    import tempfile
+
+    import fsspec
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    url = f"memory://team/{uuid.uuid4().hex[:8]}/rank0"
+    with ttsmon.Monitor(url, interval=None, writer="event", roll_s=0.2) as mon:
+        assert mon.writer_name == "object"
+        _log_steps(mon, 40)
+    fs = fsspec.filesystem("memory")
+    names = sorted(fs.ls(url.split("://", 1)[1], detail=False))
+    assert len(names) >= 2 and all(n.endswith(".ttsmon") for n in names)
+    steps = []
+    for name in names:
+        for ev in _object_events(fs.cat_file(name), tmp_path):
+            steps += [ev.step for v in ev.summary.value if v.tag == "train/loss"]
+    assert steps == list(range(40))

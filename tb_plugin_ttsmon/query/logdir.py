@@ -28,12 +28,12 @@ class LogdirData:
         from tensorboard.backend.event_processing import plugin_event_multiplexer
         from tensorboard.context import RequestContext
 
-        from tb_plugin_ttsmon.recorder import objectstore
+        from tb_plugin_ttsmon import stores
 
         self.logdir = logdir
         local = logdir
         self._copy: tempfile.TemporaryDirectory[str] | None = None
-        if objectstore.is_remote(logdir):
+        if stores.is_remote(logdir):
             from tb_plugin_ttsmon.query import remote
 
             self._copy = tempfile.TemporaryDirectory(prefix="ttsmon-logdir-")

@@ -22,12 +22,12 @@ def fetch_event_files(url: str, dest: str) -> int:
 
     Raises:
       ValueError, ImportError: fsspec cannot open `url`'s store (see
-        `recorder.objectstore.check_url`).
+        `stores.check_url`).
       OSError: listing or reading the store failed.
     """
-    from tb_plugin_ttsmon.recorder import objectstore
+    from tb_plugin_ttsmon import stores
 
-    objectstore.check_url(url)
+    stores.check_url(url)
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)

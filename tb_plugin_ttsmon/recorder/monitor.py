@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tb_plugin_ttsmon import metadata
+from tb_plugin_ttsmon import metadata, stores
 from tb_plugin_ttsmon.recorder import distributed, objectstore, writers
 from tb_plugin_ttsmon.recorder import facts as facts_lib
 from tb_plugin_ttsmon.recorder import gradients as gradients_lib
@@ -225,9 +225,9 @@ class Monitor:
         if self._rank_dir:
             assert self._rank is not None
             self.log_dir = distributed.join(self.log_dir, distributed.rank_dir_name(self._rank))
-        self._remote = objectstore.is_remote(self.log_dir)
+        self._remote = stores.is_remote(self.log_dir)
         if self._remote:
-            objectstore.check_url(self.log_dir)
+            stores.check_url(self.log_dir)
         self._roll_s = _checked_number("roll_s", roll_s, 0.1, 3600.0)
         self._spool_mib = _checked_number("spool_mib", spool_mib, 2.0**-10, 2.0**20)
         self._host_sampling = distributed.host_sampling_setting(host_sampling)
@@ -976,7 +976,7 @@ class Monitor:
 def _shown_dir(path: str) -> str:
     """A run directory as run facts show it: absolute, or a URL without credentials."""
     if "://" in path:
-        return objectstore.redact_url(path)
+        return stores.redact_url(path)
     return os.path.abspath(path)
 
 

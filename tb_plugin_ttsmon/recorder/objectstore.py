@@ -35,11 +35,9 @@ import contextlib
 import hashlib
 import io
 import os
-import re
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +46,7 @@ from tensorboard.compat.proto import event_pb2
 
 from tb_plugin_ttsmon.recorder import writers
 from tb_plugin_ttsmon.recorder.faults import logger
+from tb_plugin_ttsmon.stores import redact_url, url_scheme
 
 DEFAULT_ROLL_S = 30.0
 DEFAULT_SPOOL_BYTES = 256 * 2**20
@@ -73,60 +72,9 @@ _STORE_OPTIONS: dict[str, dict[str, Any]] = {
     },
 }
 _STORE_OPTIONS["s3a"] = _STORE_OPTIONS["s3"]
-# Schemes that are local paths, not object stores.
-_LOCAL_SCHEMES = ("", "file", "local")
 # Spool directories of writers alive in this process (not to be adopted).
 _LIVE_SPOOLS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
-
-
-def url_scheme(path: str) -> str:
-    """The scheme of `path` (``"s3"`` for ``s3://b/k``), or ``""`` for a local path."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", path)
-    return match.group(1).lower() if match else ""
-
-
-def is_remote(path: str) -> bool:
-    """Whether `path` is a URL of a store rather than a local path."""
-    return url_scheme(path) not in _LOCAL_SCHEMES
-
-
-def redact_url(url: str) -> str:
-    """`url` without the ``user:password@`` part: what logs and run facts may show."""
-    if "://" not in url or "@" not in url:
-        return url
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-# The extras of this package that bring a scheme's fsspec implementation.
-_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
-
-
-def check_url(url: str) -> None:
-    """Raises a clear error unless fsspec can write to `url`'s store.
-
-    Raises:
-      ValueError: fsspec knows no file system of that scheme.
-      ImportError: the package that implements it is not installed.
-    """
-    import fsspec
-
-    scheme = url_scheme(url)
-    try:
-        fsspec.get_filesystem_class(scheme)
-    except ImportError as err:
-        extra = _EXTRAS.get(scheme)
-        hint = f"pip install 'tb_plugin_ttsmon[{extra}]'" if extra else str(err)
-        raise ImportError(f"writing to {scheme}:// needs its fsspec package: {hint}") from err
-    except ValueError as err:
-        raise ValueError(
-            f"no file system serves {scheme}:// (log_dir {redact_url(url)!r}); "
-            "use a local path or an object store URL such as s3://bucket/run"
-        ) from err
 
 
 def tf_serves(scheme: str) -> bool:

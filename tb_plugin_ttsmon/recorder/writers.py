@@ -626,23 +626,23 @@ def _local_path(logdir: str) -> str:
     Raises:
       ValueError: `logdir` is the URL of a store, not a local path.
     """
-    from tb_plugin_ttsmon.recorder import objectstore
+    from tb_plugin_ttsmon import stores
 
-    scheme = objectstore.url_scheme(logdir)
+    scheme = stores.url_scheme(logdir)
     if scheme in ("file", "local"):
         return logdir.split("://", 1)[1]
     if scheme:
         raise ValueError(
-            f"the event file writer writes local files; {objectstore.redact_url(logdir)!r} "
+            f"the event file writer writes local files; {stores.redact_url(logdir)!r} "
             "is written by objectstore.RollingObjectWriter (see writers.writer_class)"
         )
     return logdir
 
 
 def _shown_path(logdir: str) -> str:
-    from tb_plugin_ttsmon.recorder import objectstore
+    from tb_plugin_ttsmon import stores
 
-    return objectstore.redact_url(logdir)
+    return stores.redact_url(logdir)
 
 
 def _listdir(path: str) -> list[str]:
@@ -723,10 +723,11 @@ def writer_class(name: str, logdir: str) -> type[SummaryWriter]:
     rolling object writer through fsspec, except where ``"tf"`` was chosen
     and TensorFlow's file layer serves the scheme itself (``gs://``).
     """
+    from tb_plugin_ttsmon import stores
     from tb_plugin_ttsmon.recorder import objectstore
 
-    if objectstore.is_remote(logdir) and not (
-        name == "tf" and objectstore.tf_serves(objectstore.url_scheme(logdir))
+    if stores.is_remote(logdir) and not (
+        name == "tf" and objectstore.tf_serves(stores.url_scheme(logdir))
     ):
         return objectstore.RollingObjectWriter
     return WRITERS[name]

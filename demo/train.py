@@ -10,6 +10,11 @@ a burst of concurrent requests, timing each request and its stages.
     python demo/train.py                 # a few minutes on a laptop CPU
     python demo/train.py --quick         # seconds: a smoke run
     tensorboard --logdir demo/logs       # then the "TTS Monitor" tab
+
+    # XLA against none, then the verdict:
+    python demo/train.py --steps 400 --jit-compile off --run xla/off
+    python demo/train.py --steps 400 --jit-compile on --run xla/on
+    ttsmon compare demo/logs xla/off xla/on
 """
 
 from __future__ import annotations
@@ -86,6 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--requests", type=int, help="concurrent requests in the burst (default: 96; --quick: 6)"
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument(
+        "--jit-compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="train through XLA (Keras' jit_compile; compare the runs with `ttsmon compare`)",
+    )
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 12 if args.quick else 2400
@@ -120,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         warmup_target=3e-3,
         warmup_steps=warmup,
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss="mse")
+    jit_compile = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss="mse", jit_compile=jit_compile
+    )
 
     # One Monitor for the whole job: training (through the callback) and
     # inference land in the same run. Default alert rules stay on; these two

@@ -169,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "-o", "--output", metavar="FILE", default="report.html", help="default: report.html"
     )
+    compare = sub.add_parser(
+        "compare",
+        help="compare two runs: setup differences, speed with an interval, memory, a verdict",
+        description="Compare RUN_B against RUN_A: every difference in their run and model "
+        "facts, the median time per training step with a 95 %% bootstrap interval of the "
+        "ratio (warm-up left out), peak and median GPU and host memory, GPU utilization, "
+        "inference latency and RTF where both have them, and a one-line verdict.",
+    )
+    compare.add_argument("logdir", metavar="DIR", help="a TensorBoard log directory (or URL)")
+    compare.add_argument("run_a", metavar="RUN_A", help="the reference run")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run compared against it")
+    compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
     return parser
 
 
@@ -387,6 +400,23 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from tb_plugin_ttsmon import compare_text
+
+    data = _open(args.logdir)
+    for run in (args.run_a, args.run_b):
+        _runs(data, run)
+    answer = data.reader.compare(args.run_a, args.run_b)
+    if args.format == "json":
+        from tb_plugin_ttsmon.query import encode
+
+        text = encode.dumps(answer) + "\n"
+    else:
+        text = compare_text.render(answer)
+    _write_output(text, args.output)
+    return 0
+
+
 def _runs(data: Any, run: str | None) -> list[str]:
     names: list[str] = data.run_names()
     if not names:
@@ -412,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args, command)
         if args.subcommand == "export":
             return _export(args)
+        if args.subcommand == "compare":
+            return _compare(args)
         return _report(args)
     except UsageError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)

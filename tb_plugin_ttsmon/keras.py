@@ -142,6 +142,8 @@ class MonitorCallback(keras.callbacks.Callback):
         self._epoch_base = 0
         self._completed = 0
         self._model_logged = False
+        self._traced_for: Any = None  # the train function whose tf.function was looked up
+        self._traced: Any = None
         self._step_cm: Any = None
         self._hook: _GradientHook | None = None
         self._hook_seen: list[float] = []  # the hook's values at the last read
@@ -258,7 +260,43 @@ class MonitorCallback(keras.callbacks.Callback):
             lr = self._learning_rate()
             if lr is not None:
                 tags["train/learning_rate"] = lr
+        scale = self._loss_scale()
+        if scale is not None:
+            tags["train/loss_scale"] = scale
+        traces = self._traces()
+        if traces is not None:
+            tags["train/traces_count"] = float(traces)
         monitor.log_training_step(step, tags)
+
+    def _loss_scale(self) -> float | None:
+        """The dynamic loss scale of a mixed-precision (LossScaleOptimizer) model."""
+        scale = getattr(getattr(self.model, "optimizer", None), "dynamic_scale", None)
+        if scale is None:
+            return None
+        try:
+            return float(keras.ops.convert_to_numpy(scale))
+        except Exception:
+            return None
+
+    def _traces(self) -> int | None:
+        """How many times TensorFlow traced the training step (retracing shows as growth).
+
+        Keras 3 wraps its step in a `tf.function` inside the train function's
+        closure; found once per train function. Elsewhere (JAX, PyTorch,
+        another Keras) None, and no series.
+        """
+        fn = getattr(self.model, "train_function", None)
+        if fn is None:
+            return None
+        if self._traced_for is not fn:
+            self._traced_for, self._traced = fn, _find_traced(fn)
+        if self._traced is None:
+            return None
+        try:
+            return int(self._traced.experimental_get_tracing_count())
+        except Exception:
+            self._traced = None
+            return None
 
     def _learning_rate(self) -> float | None:
         optimizer = getattr(self.model, "optimizer", None)
@@ -561,6 +599,22 @@ def _running(thread_id: int, frame: types.FrameType | None) -> bool:
             return True
         top = top.f_back
     return False
+
+
+def _find_traced(fn: Any, depth: int = 0) -> Any:
+    """The `tf.function` (it counts its traces) that `fn` closes over, a few levels deep."""
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if hasattr(value, "experimental_get_tracing_count"):
+            return value
+        if callable(value) and depth < 3:
+            found = _find_traced(value, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def _is_number(value: Any) -> bool:

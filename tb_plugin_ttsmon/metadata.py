@@ -237,6 +237,15 @@ METRICS: tuple[MetricSpec, ...] = (
         _E,
         "Time between the previous step's end and this step's start (input pipeline)",
     ),
+    # Read by the optimization findings (analytics/optimization.py); the Keras
+    # callback records both where the framework exposes them.
+    MetricSpec("train/loss_scale", UNIT_NONE, _E, "Mixed precision loss scale (dynamic)"),
+    MetricSpec(
+        "train/traces_count",
+        UNIT_COUNT,
+        _E,
+        "Times the training step function was traced (tf.function retracing)",
+    ),
     MetricSpec("train/{name}", UNIT_NONE, _E, "Training metric"),
     MetricSpec("val/loss", UNIT_NONE, _E, "Validation loss"),
     MetricSpec("val/accuracy", UNIT_NONE, _E, "Validation accuracy"),

@@ -630,6 +630,14 @@ def render_html(
                 prof_answer = data.reader.profiles(run, data.logdir, cache)
         except Exception as err:  # a broken capture must not cost the whole report
             prof_error = f"{type(err).__name__}: {err}"
+        summaries = [s["summary"] for s in (prof_answer or {}).get("sessions", []) if s["summary"]]
+        findings += analytics.optimization_findings(
+            series,
+            overview.get("facts"),
+            data.reader.models(run),
+            summaries[-1] if summaries else None,
+        )
+        findings.sort(key=lambda f: analytics.SEVERITIES.index(f.severity))
         sections = [
             ("facts", "Run facts", _facts_section(entry, overview)),
             ("system", "System", _system_section(series, t0)),

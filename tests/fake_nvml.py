@@ -50,6 +50,7 @@ class FakeGpu:
     sm_clock_mhz: int = 1980
     memory_clock_mhz: int = 2619
     clock_event_reasons: int = 0
+    compute_capability: tuple[int, int] = (9, 0)  # Hopper
     compute_processes: list[FakeProcess] = dataclasses.field(default_factory=list)
     graphics_processes: list[FakeProcess] = dataclasses.field(default_factory=list)
 
@@ -227,6 +228,9 @@ class FakeNvml:
 
     def nvmlDeviceGetUUID(self, handle: _Handle) -> str | bytes:
         return self._str(self._gpu("nvmlDeviceGetUUID", handle).uuid)
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle: _Handle) -> tuple[int, int]:
+        return self._gpu("nvmlDeviceGetCudaComputeCapability", handle).compute_capability
 
     def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> pynvml.c_nvmlUtilization_t:
         gpu = self._gpu("nvmlDeviceGetUtilizationRates", handle)

@@ -533,6 +533,7 @@ def test_facts_before_the_first_sample_start_nvml_once() -> None:
                     "uuid": f"GPU-0000000{i}-5e1f-4c3b-9a6d-0123456789ab",
                     "memory_total_bytes": 80 * GIB,
                     "power_limit_w": 700.0,
+                    "compute_capability": "9.0",
                 }
                 for i in (0, 1)
             ],
@@ -548,6 +549,16 @@ def test_facts_show_what_the_device_does_not_support() -> None:
 
     assert facts["cuda_driver_version"] == "11.8"
     assert [d["power_limit_w"] for d in facts["devices"]] == [700.0, None]
+
+
+def test_facts_give_the_compute_capability_where_nvml_has_it() -> None:
+    fake = FakeNvml()
+    fake.gpus[1].compute_capability = (7, 5)
+    fake.fail("nvmlDeviceGetCudaComputeCapability", pynvml.NVML_ERROR_NOT_SUPPORTED, device=0)
+
+    facts = NvmlSource(FaultLog(), nvml=fake).facts()["nvml"]
+
+    assert [d["compute_capability"] for d in facts["devices"]] == [None, "7.5"]
 
 
 def test_close_shuts_nvml_down_once_and_stops_sampling() -> None:

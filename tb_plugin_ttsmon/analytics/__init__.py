@@ -20,6 +20,11 @@ One public face; each part lives in its own module:
   audio, latency histograms, cold against warm (`serving_view`).
 * `jobs`: a distributed job's ranks side by side, and the findings across
   them (`job_view`, `job_findings`, `RankData`, `JobParams`).
+* `optimization`: mixed precision, XLA, loss-scale and retracing findings
+  from the series, the run and model facts and a profile summary
+  (`optimization_findings`).
+* `comparison`: two runs side by side: setup differences, speed per step with a
+  bootstrap interval, memory, inference, and a verdict (`compare`, `RunSide`).
 * `common`: the series protocol (`SeriesLike`, `Columns`) and severities.
 
 Amounts in sentences go through `tb_plugin_ttsmon.units` (bytes in KiB, MiB,
@@ -41,6 +46,7 @@ from tb_plugin_ttsmon.analytics.anomalies import (
     train_wall_times,
 )
 from tb_plugin_ttsmon.analytics.common import SEVERITIES, Columns, SeriesLike
+from tb_plugin_ttsmon.analytics.comparison import RunSide, compare
 from tb_plugin_ttsmon.analytics.correlations import (
     CORRELATION_BUDGET_BYTES,
     MAX_GRID_CELLS,
@@ -69,6 +75,7 @@ from tb_plugin_ttsmon.analytics.jobs import (
     job_findings,
     job_view,
 )
+from tb_plugin_ttsmon.analytics.optimization import optimization_findings
 from tb_plugin_ttsmon.analytics.run_findings import MIN_SAMPLES, Finding, findings
 from tb_plugin_ttsmon.analytics.serving import serving_view
 
@@ -87,8 +94,10 @@ __all__ = [
     "JobFinding",
     "JobParams",
     "RankData",
+    "RunSide",
     "SeriesLike",
     "align",
+    "compare",
     "correlation",
     "detect_anomalies",
     "detect_collapse",
@@ -104,6 +113,7 @@ __all__ = [
     "limit_of",
     "max_grid_cells",
     "nice_buckets",
+    "optimization_findings",
     "pearson_pair",
     "rank_average",
     "rolling_baseline",

@@ -127,6 +127,7 @@ class TTSMonPlugin(base_plugin.TBPlugin):
             "/correlation": self._correlation_route,
             "/scatter": self._scatter_route,
             "/findings": self._findings_route,
+            "/compare": self._compare_route,
             "/profiles": self._profiles_route,
             "/job": self._job_route,
             "/serving": self._serving_route,
@@ -385,7 +386,25 @@ class TTSMonPlugin(base_plugin.TBPlugin):
     @_application
     def _findings_route(self, request: _Request) -> _Response:
         run = self._run(request)
-        return self._cached(request, [run], lambda r: r.findings(run), slow=True)
+        return self._cached(
+            request, [run], lambda r: r.findings(run, self._profile_summary(r, run)), slow=True
+        )
+
+    def _profile_summary(self, reader: Reader, run: str) -> dict[str, Any] | None:
+        """The newest summarized profile of `run`, if one is ready (never waits for xprof)."""
+        try:
+            sessions = reader.profiles(run, self._logdir, self._profile_cache)["sessions"]
+        except (errors.NotFoundError, OSError):
+            return None
+        ready = [s["summary"] for s in sessions if s.get("summary")]
+        return ready[-1] if ready else None
+
+    @_application
+    def _compare_route(self, request: _Request) -> _Response:
+        a, b = request.args.get("a"), request.args.get("b")
+        if a is None or b is None:
+            raise errors.InvalidArgumentError("missing query parameter 'a' or 'b' (a run each)")
+        return self._cached(request, [a, b], lambda r: r.compare(a, b), slow=True)
 
     # -- job routes (issue 11) ----------------------------------------------------
 

@@ -293,6 +293,31 @@ def top_ops(data: Any, limit: int = TOP_OPS) -> list[dict[str, Any]]:
     return ranked
 
 
+_MATMUL_CONV = ("matmul", "conv", "einsum", "gemm", "dot")
+
+
+def op_totals(data: Any) -> dict[str, float] | None:
+    """Over every op of `framework_op_stats` (IDLE left out): launches, self time, matmul/conv time.
+
+    What the optimization findings cite: op launches per step (with the
+    step count) and the share of op time that tensor cores could take.
+    """
+    tables = _tables(data)
+    launches, total_ms, matmul_ms = 0, 0.0, 0.0
+    for row in _rows(tables[0]) if tables else []:
+        name, kind = row.get("operation"), row.get("type")
+        self_us = _num(row.get("total_self_time"))
+        if not isinstance(name, str) or self_us is None or "IDLE" in (name, kind):
+            continue
+        launches += int(_num(row.get("occurrences")) or 0)
+        total_ms += self_us / 1000.0
+        if any(word in f"{kind} {name}".lower() for word in _MATMUL_CONV):
+            matmul_ms += self_us / 1000.0
+    if total_ms <= 0:
+        return None
+    return {"launches": float(launches), "self_time_ms": total_ms, "matmul_conv_ms": matmul_ms}
+
+
 def peak_memory_bytes(data: Any) -> int | None:
     """The highest peak bytes in use over the allocators of `memory_profile`, if any."""
     per_allocator = data.get("memoryProfilePerAllocator") if isinstance(data, dict) else None
@@ -363,7 +388,9 @@ def summarize(path: str, host: str) -> dict[str, Any]:
     if table is None:
         table = _step_table(_tool_data(path, "input_pipeline_analyzer"))
     summary: dict[str, Any] = {"host": host, **step_summary(table)}
-    summary["top_ops"] = top_ops(_tool_data(path, "framework_op_stats"))
+    op_stats = _tool_data(path, "framework_op_stats")
+    summary["top_ops"] = top_ops(op_stats)
+    summary["op_totals"] = op_totals(op_stats)
     try:
         summary["peak_memory_bytes"] = peak_memory_bytes(_tool_data(path, "memory_profile"))
     except ConversionError:

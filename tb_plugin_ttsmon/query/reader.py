@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -84,6 +85,14 @@ ALERT_FIELDS = (
 # Longest user value quoted whole in an error message: a 3000-character run
 # name from a hostile query is no readable sentence.
 MAX_QUOTED_CHARS = 100
+
+
+# The series `compare` reads: training, validation, memory, GPUs, requests.
+_COMPARED = re.compile(
+    r"^(train/|val/|process/rss_bytes$|system/memory_used_bytes$"
+    r"|gpu/\d+/(utilization_percent|memory_used_bytes|process_memory_used_bytes)$"
+    r"|inference/(latency_ms|rtf)$)"
+)
 
 
 def quoted(value: object) -> str:
@@ -620,11 +629,53 @@ class Reader:
         out = analytics.scatter(xs, ys, points)
         return {"run": run, "x": x, "y": y, "x_unit": xs.unit, "y_unit": ys.unit, **out}
 
-    def findings(self, run: str) -> dict[str, Any]:
-        """Plain-language efficiency statements about `run`, most important first."""
+    def compare(self, run_a: str, run_b: str) -> dict[str, Any]:
+        """`run_b` against `run_a`: setup differences, speed with an interval, memory, a verdict.
+
+        Raises:
+          NotFoundError: either run does not exist.
+        """
+        sides = []
+        for run in (run_a, run_b):
+            listed = self._require_run(run)
+            wanted = [t for t in listed if _COMPARED.match(t)]
+            facts = self._documents([run], metadata.RUN_FACTS_TAG).get(run, [])
+            sides.append(
+                analytics.RunSide(
+                    run,
+                    self.read(run, wanted) if wanted else {},
+                    facts[-1] if facts and isinstance(facts[-1], dict) else None,
+                    self.models(run),
+                )
+            )
+        return analytics.compare(sides[0], sides[1])
+
+    def findings(self, run: str, profile: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Plain-language statements about `run`, most important first.
+
+        Efficiency (`analytics.findings`) and optimization insights
+        (`analytics.optimization_findings`: they also read the run and model
+        facts, and `profile`, a profiler summary of the run, where given).
+        """
         data = self.read(run)
+        facts = self._documents([run], metadata.RUN_FACTS_TAG).get(run, [])
         found = analytics.findings(data)
+        found += analytics.optimization_findings(
+            data,
+            facts[-1] if facts and isinstance(facts[-1], dict) else None,
+            self.models(run),
+            profile,
+        )
+        found.sort(key=lambda f: analytics.SEVERITIES.index(f.severity))
         return {"run": run, "findings": [f.to_dict() for f in found]}
+
+    def models(self, run: str) -> list[dict[str, Any]]:
+        """The latest ``model/facts`` document of each model of `run`."""
+        latest: dict[str, dict[str, Any]] = {}
+        for doc in self._documents([run], metadata.MODEL_FACTS_TAG).get(run, []):
+            if isinstance(doc, dict):
+                latest[str(doc.get("name"))] = doc
+        return list(latest.values())
 
     # -- profiler (issue 5) ------------------------------------------------------
 

@@ -51,6 +51,8 @@ def model_facts(model: Any, name: str | None = None) -> dict[str, Any]:
         for w in model.weights:
             size += int(np.prod(tuple(w.shape))) * np.dtype(_dtype_name(w.dtype)).itemsize
         policy = getattr(model, "dtype_policy", None)
+        optimizer = getattr(model, "optimizer", None)
+        inner = getattr(optimizer, "inner_optimizer", None)  # a LossScaleOptimizer's
         return {
             "name": name or getattr(model, "name", None) or type(model).__name__,
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -61,10 +63,23 @@ def model_facts(model: Any, name: str | None = None) -> dict[str, Any]:
             "dtype_policy": getattr(policy, "name", None) if policy is not None else None,
             "layer_count": len(getattr(model, "layers", []) or []),
             "built": bool(getattr(model, "built", True)),
+            # Set by compile(); read by the XLA and mixed-precision findings.
+            "jit_compile": _jit_compile(model) if optimizer is not None else None,
+            "optimizer": type(inner or optimizer).__name__ if optimizer is not None else None,
+            "loss_scale": inner is not None,
         }
     raise TypeError(
         f"log_model needs a Keras model or a PyTorch module, not {type(model).__name__}"
     )
+
+
+def _jit_compile(model: Any) -> bool | None:
+    """Whether the compiled Keras model trains through XLA (its `jit_compile`, resolved)."""
+    try:
+        value = model.jit_compile
+    except Exception:  # not compiled, or a Keras without the attribute
+        return None
+    return value if isinstance(value, bool) else None
 
 
 def _dtype_name(dtype: Any) -> str:

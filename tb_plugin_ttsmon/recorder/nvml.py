@@ -604,12 +604,19 @@ class NvmlSource:
         lib = nv.lib
         memory = _attempt(nv, lib.nvmlDeviceGetMemoryInfo, h)
         power_limit_mw = _attempt(nv, lib.nvmlDeviceGetEnforcedPowerLimit, h)
+        # (major, minor): 7.0 and later have tensor cores (mixed precision pays off).
+        capability = _attempt(nv, getattr(lib, "nvmlDeviceGetCudaComputeCapability", None), h)
         return {
             "index": index,
             "name": _text(_attempt(nv, lib.nvmlDeviceGetName, h)) or "",
             "uuid": _text(_attempt(nv, lib.nvmlDeviceGetUUID, h)) or "",
             "memory_total_bytes": None if memory is None else int(memory.total),
             "power_limit_w": None if power_limit_mw is None else power_limit_mw / _MW_PER_W,
+            "compute_capability": (
+                f"{int(capability[0])}.{int(capability[1])}"
+                if isinstance(capability, (tuple, list)) and len(capability) == 2
+                else None
+            ),
         }
 
     def _turn_off(self, reason: str) -> None:

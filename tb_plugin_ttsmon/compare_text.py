@@ -1,0 +1,147 @@
+"""`ttsmon compare`'s text: the comparison answer (`Reader.compare`) as a terminal report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tb_plugin_ttsmon.units import format_bytes
+
+
+def _ms(x: Any) -> str:
+    return "–" if x is None else f"{x:.2f} ms" if x < 100 else f"{x:.0f} ms"
+
+
+def _num(x: Any, digits: int = 2) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _bytes(x: Any) -> str:
+    return "–" if x is None else format_bytes(x)
+
+
+def _pct_change(change: Mapping[str, Any] | None, key: str) -> str:
+    value = (change or {}).get(key)
+    return "" if value is None else f"{value * 100:+.0f} %"
+
+
+def _get(entry: Mapping[str, Any] | None, side: str, key: str) -> Any:
+    part = (entry or {}).get(side) or {}
+    return part.get(key)
+
+
+def render(answer: Mapping[str, Any]) -> str:
+    """The verdict, the setup differences (A → B), then the performance table."""
+    a, b = answer["a"], answer["b"]
+    lines = [f"ttsmon compare: {b} (B) against {a} (A)", "", answer["verdict"], ""]
+    setup = answer.get("setup") or []
+    lines.append(f"Setup differences ({len(setup)}):" if setup else "Setup: no recorded difference")
+    width = max((len(d["label"]) for d in setup), default=0)
+    for d in setup:
+        lines.append(f"  {d['label']:<{width}}  {_show(d['a'])} → {_show(d['b'])}")
+    perf = answer["performance"]
+    speed = perf["step_time_ms"]
+    rows: list[tuple[str, str, str, str]] = []
+    if speed.get("a") or speed.get("b"):
+        ratio = ""
+        if speed.get("speedup") is not None:
+            lo, hi = speed["ci"]
+            ratio = f"{speed['speedup']:.2f}× speed (95 % CI {lo:.2f}–{hi:.2f})"
+        rows.append(
+            (
+                "time per step, median",
+                _ms(_get(speed, "a", "median")),
+                _ms(_get(speed, "b", "median")),
+                ratio,
+            )
+        )
+        rows.append(
+            (
+                "steps/s",
+                _num(_get(speed, "a", "steps_per_s")),
+                _num(_get(speed, "b", "steps_per_s")),
+                "",
+            )
+        )
+        rows.append(
+            (
+                "steps timed (warm-up left out)",
+                _count(speed.get("a")),
+                _count(speed.get("b")),
+                "",
+            )
+        )
+    for key, name in (("gpu_memory_bytes", "GPU memory"), ("host_memory_bytes", "host memory")):
+        entry = perf.get(key)
+        if entry:
+            for stat in ("peak", "median"):
+                rows.append(
+                    (
+                        f"{name}, {stat}",
+                        _bytes(_get(entry, "a", stat)),
+                        _bytes(_get(entry, "b", stat)),
+                        _pct_change(entry.get("change"), stat),
+                    )
+                )
+    util = perf.get("gpu_utilization_percent")
+    if util:
+        rows.append(
+            (
+                "GPU utilization, median",
+                _num(_get(util, "a", "median"), 0) + " %",
+                _num(_get(util, "b", "median"), 0) + " %",
+                _pct_change(util.get("change"), "median"),
+            )
+        )
+    inference = perf.get("inference") or {}
+    for key, name, fmt in (("latency_ms", "request latency", _ms), ("rtf", "RTF", _num)):
+        entry = inference.get(key)
+        if entry and entry.get("a") and entry.get("b"):
+            for stat in ("p50", "p95"):
+                rows.append(
+                    (
+                        f"{name}, {stat}",
+                        fmt(_get(entry, "a", stat)),
+                        fmt(_get(entry, "b", stat)),
+                        _pct_change(entry.get("change"), stat),
+                    )
+                )
+    ttl = perf.get("time_to_loss")
+    if ttl:
+        rows.append(
+            (
+                f"time to {ttl['tag']} ≤ {ttl['target']:.4g}",
+                _secs(ttl.get("a_s")),
+                _secs(ttl.get("b_s")),
+                "" if ttl.get("change") is None else f"{ttl['change'] * 100:+.0f} %",
+            )
+        )
+    if rows:
+        lines += ["", "Performance:"]
+        header = ("", "A", "B", "B against A")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+        for r in [header, *rows]:
+            lines.append(
+                f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip()
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _count(side: Mapping[str, Any] | None) -> str:
+    if not side:
+        return "–"
+    return f"{side['intervals']} (+{side['warmup_intervals']})"
+
+
+def _secs(x: Any) -> str:
+    return "–" if x is None else f"{x:.1f} s"
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "unset"
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)

@@ -55,6 +55,23 @@ def render(answer: Mapping[str, Any]) -> str:
                 ratio,
             )
         )
+        mean = speed.get("mean_speedup")
+        rows.append(
+            (
+                "time per step, mean",
+                _ms(_get(speed, "a", "mean")),
+                _ms(_get(speed, "b", "mean")),
+                "" if mean is None else f"{mean:.2f}× speed",
+            )
+        )
+        rows.append(
+            (
+                "warm-up (compiling, caches)",
+                _secs(_get(speed, "a", "warmup_s")),
+                _secs(_get(speed, "b", "warmup_s")),
+                "",
+            )
+        )
         rows.append(
             (
                 "steps/s",

@@ -47,7 +47,7 @@ def _train_on_fake_gpu(tmp_path, monkeypatch, *, capability=(9, 0), jit_compile=
     fake.gpus[0].compute_capability = capability
     fake.gpus[0].utilization_gpu_percent = 93
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    with ttsmon.Monitor(tmp_path / run, interval=0.05, writer="event") as mon:
+    with ttsmon.Monitor(tmp_path / run, interval=0.1, writer="event") as mon:
         mon.log_model(_keras_model(jit_compile))
         for step in range(200):
             time.sleep(data_ms / 1000)
@@ -142,20 +142,25 @@ def test_xla_recompiling_for_new_lengths_is_found(tmp_path):
     """A model compiled with XLA, fed TTS-like batches whose length changes now and then."""
     require_tf()
     import keras
+    import tensorflow as tf
 
-    class Lengths(keras.utils.PyDataset):
-        def __len__(self):
-            return 240
-
-        def __getitem__(self, i):
+    def batches():
+        for i in range(240):
             length = 8 + 4 * (i // 30)  # a new length every 30 batches: 7 new shapes
-            return np.ones((4, length, 8), "float32"), np.ones((4, length, 2), "float32")
+            yield np.ones((4, length, 8), "float32"), np.ones((4, length, 2), "float32")
 
+    data = tf.data.Dataset.from_generator(
+        batches,
+        output_signature=(
+            tf.TensorSpec((None, None, 8), tf.float32),
+            tf.TensorSpec((None, None, 2), tf.float32),
+        ),
+    )
     inputs = keras.Input((None, 8))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(32)(inputs)), name="tts")
     model.compile(optimizer="adam", loss="mse", jit_compile=True)
     cb = ttsmon.keras.MonitorCallback(str(tmp_path / "xla"), interval=None)
-    model.fit(Lengths(), epochs=1, verbose=0, callbacks=[cb])
+    model.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
     found = _findings(tmp_path, "xla")
     f = found["xla_recompiling"]
     assert f["numbers"]["spikes"] >= 3

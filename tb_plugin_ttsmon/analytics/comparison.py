@@ -189,12 +189,23 @@ def _show(v: Any) -> str:
 # -- speed -----------------------------------------------------------------------
 
 
-def step_times_ms(series: Mapping[str, SeriesLike]) -> tuple[np.ndarray, int, str]:
-    """Milliseconds per training step after the warm-up; the warm-up's intervals; the source.
+@dataclasses.dataclass
+class StepTimes:
+    """A run's time per training step: after the warm-up, and the warm-up itself."""
+
+    ms: np.ndarray  # per step, after the warm-up, in logged order
+    warmup_intervals: int
+    warmup_s: float  # wall time of the warm-up (compilation, caches)
+    source: str
+
+
+def step_times_ms(series: Mapping[str, SeriesLike]) -> StepTimes:
+    """Milliseconds per training step after the warm-up, and the warm-up's length.
 
     From the wall times of consecutive logged steps of ``train/loss`` (else
     the first ``train/`` series): each interval's time over its steps, only
-    where both grow (a restart's steps going back are no interval).
+    where both grow (a restart's steps going back are no interval). Fewer
+    than `MIN_INTERVALS` after the warm-up give no times.
     """
     tag = (
         "train/loss"
@@ -204,7 +215,7 @@ def step_times_ms(series: Mapping[str, SeriesLike]) -> tuple[np.ndarray, int, st
         )
     )
     if tag is None:
-        return np.zeros(0), 0, ""
+        return StepTimes(np.zeros(0), 0, 0.0, "")
     s = series[tag]
     order = np.argsort(s.wall_time, kind="stable")
     wall, step = s.wall_time[order], s.step[order]
@@ -212,9 +223,11 @@ def step_times_ms(series: Mapping[str, SeriesLike]) -> tuple[np.ndarray, int, st
     ok = (d_step > 0) & (d_wall > 0) & np.isfinite(d_wall)
     per_step = (d_wall[ok] / d_step[ok]) * 1000.0
     warm = max(WARMUP_MIN_INTERVALS, math.ceil(WARMUP_SHARE * len(per_step)))
+    warm_s = float(d_wall[ok][:warm].sum())
+    source = f"{tag} wall times"
     if len(per_step) - warm < MIN_INTERVALS:
-        return np.zeros(0), min(warm, len(per_step)), f"{tag} wall times"
-    return per_step[warm:], warm, f"{tag} wall times"
+        return StepTimes(np.zeros(0), min(warm, len(per_step)), warm_s, source)
+    return StepTimes(per_step[warm:], warm, warm_s, source)
 
 
 def bootstrap_ratio(
@@ -236,27 +249,33 @@ def bootstrap_ratio(
 
 
 def _speed(a: RunSide, b: RunSide, rng: np.random.Generator, resamples: int) -> dict[str, Any]:
-    ta, warm_a, src = step_times_ms(a.series)
-    tb, warm_b, _ = step_times_ms(b.series)
+    sa, sb = step_times_ms(a.series), step_times_ms(b.series)
+    ta, tb = sa.ms, sb.ms
 
-    def side(t: np.ndarray, warm: int) -> dict[str, Any] | None:
+    def side(st: StepTimes) -> dict[str, Any] | None:
+        t = st.ms
         if not len(t):
             return None
         median = float(np.median(t))
         return {
             "median": median,
+            "mean": float(t.mean()),
             "p90": float(np.percentile(t, 90)),
             "steps_per_s": 1000.0 / median if median > 0 else None,
             "intervals": len(t),
-            "warmup_intervals": warm,
+            "warmup_intervals": st.warmup_intervals,
+            "warmup_s": st.warmup_s,
         }
 
-    out: dict[str, Any] = {"a": side(ta, warm_a), "b": side(tb, warm_b), "source": src}
+    out: dict[str, Any] = {"a": side(sa), "b": side(sb), "source": sa.source or sb.source}
     if len(ta) and len(tb) and np.median(tb) > 0:
         speedup, lo, hi = bootstrap_ratio(ta, tb, rng, resamples)
-        out.update(speedup=speedup, ci=[lo, hi], resamples=resamples)
+        # Every step after the warm-up counted: a median leaves out the slow
+        # ones (recompiling, validation, checkpoints), a user's wall clock does not.
+        mean_speedup = float(ta.mean() / tb.mean()) if tb.mean() > 0 else None
+        out.update(speedup=speedup, ci=[lo, hi], resamples=resamples, mean_speedup=mean_speedup)
     else:
-        out.update(speedup=None, ci=None)
+        out.update(speedup=None, ci=None, mean_speedup=None)
     return out
 
 
@@ -395,6 +414,12 @@ def _verdict(
             differ = True
             ci = f"{pct} % CI {1 / hi:.2f}–{1 / lo:.2f}"
             head = f"{b} is {1 / r:.2f}× slower per step than {a} ({ci})"
+    mean = speed.get("mean_speedup")
+    if mean is not None and speed.get("speedup") and abs(mean / speed["speedup"] - 1) >= 0.15:
+        parts.append(f"{mean:.2f}× counting every step after the warm-up (means, slow steps too)")
+    wa, wb = (speed.get("a") or {}).get("warmup_s"), (speed.get("b") or {}).get("warmup_s")
+    if wa is not None and wb is not None and abs(wb - wa) >= max(1.0, 0.2 * max(wa, wb)):
+        parts.append(f"spends {wb:.1f} s in its warm-up against {wa:.1f} s")
     for key, what in (("gpu_memory_bytes", "GPU memory"), ("host_memory_bytes", "host memory")):
         entry = perf.get(key)
         change = (entry or {}).get("change") or {}

@@ -148,7 +148,7 @@ def _mixed_precision_off(
         return []
     gpus = _tensor_core_gpus(facts)
     util = _gpu_median_util(series)
-    if not gpus or util is None or util < BUSY_GPU_PERCENT or not len(step_times_ms(series)[0]):
+    if not gpus or util is None or util < BUSY_GPU_PERCENT or not len(step_times_ms(series).ms):
         return []
     share = _input_share(series)
     if share is not None and share >= INPUT_SHARE:
@@ -195,7 +195,7 @@ def _xla_off(
     trained = [m for m in keras_models if m.get("jit_compile") is not None]
     if not trained or any(m.get("jit_compile") for m in trained) or frameworks.get("xla_jit"):
         return []
-    times, _, _ = step_times_ms(series)
+    times = step_times_ms(series).ms
     mix = op_mix(profile)
     reasons: list[str] = []
     numbers: dict[str, float] = {}
@@ -311,7 +311,7 @@ def _retracing(
     xla_on = any(m.get("jit_compile") for m in keras_models) or bool(
         _section(facts, "frameworks").get("xla_jit")
     )
-    times, _, _ = step_times_ms(series)
+    times = step_times_ms(series).ms
     if xla_on and len(times):
         median = float(np.median(times))
         spikes = int(np.sum(times >= SPIKE_OVER_MEDIAN * median)) if median > 0 else 0

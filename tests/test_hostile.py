@@ -164,6 +164,14 @@ def _job(run: str, tags: list[str]) -> list[Query]:
     ]
 
 
+def _compare(run: str, tags: list[str]) -> list[Query]:
+    return [
+        [("a", run), ("b", run)],
+        [("a", run), ("b", run + "-missing")],  # 404
+        [("b", run)],  # 400: no a
+    ]
+
+
 # Route -> valid and boundary queries for one run (its series tags given). A route the
 # plugin adds must get a line here: test_every_route_has_valid_queries.
 VALID: dict[str, Callable[[str, list[str]], list[Query]]] = {
@@ -186,6 +194,7 @@ VALID: dict[str, Callable[[str, list[str]], list[Query]]] = {
     "/profiles": _run_only,
     "/job": _job,
     "/serving": _heatmap,  # run and buckets, as the heatmap
+    "/compare": _compare,
 }
 # Routes answered once per server, not once per run.
 PER_SERVER = {"/index.js", "/static/*", "/runs", "/versions", "/stats", "/job"}

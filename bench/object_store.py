@@ -188,9 +188,7 @@ def bill_part(tmp: str, seconds: float) -> None:
         tb_r = _tally(requests_ours, "Boto3")
         base_w = _tally(base.requests(), "Boto3")
         objects = ours.objects("bench", "exp1/rank0/")
-        base_objects = base.objects("bench", "exp1/rank0/")
-    base_size = max((o["Size"] for o in base_objects), default=0)
-    _print_bill(seconds, elapsed, read_s, ttsmon_w, base_w, tb_r, len(objects), base_size)
+    _print_bill(seconds, elapsed, read_s, ttsmon_w, base_w, tb_r, len(objects))
 
 
 def _print_bill(
@@ -201,7 +199,6 @@ def _print_bill(
     base: dict[str, int],
     reader: dict[str, int],
     objects: int,
-    base_size: int,
 ) -> None:
     print(f"## Writing a run at 1 Hz sampling, {elapsed:.0f} s side by side\n")
     print(f"{'':36s} {'objects':>8s} {'PUTs':>6s} {'bytes up':>10s} {'other':>6s}")
@@ -212,21 +209,21 @@ def _print_bill(
         print(f"{name:36s} {n:8d} {w['put']:6d} {w['put_bytes']:10d} {other:6d}")
     # Per hour. ttsmon: one PUT per roll (the last object, at close, left
     # out of the rate), bytes at the measured rate. TensorBoard: every flush
-    # PUTs the whole file, which grows at its measured rate (its final
-    # size over the seconds), so flush k of an hour uploads k intervals.
+    # PUTs the whole file so far, so its bytes grow with the square of the
+    # run's length: an hour uploads (3600 s / measured s)^2 the bytes measured.
     rolls_h = max(ours["put"] - 1, 0) / seconds * HOUR_S
     mib_h = ours["put_bytes"] / seconds * HOUR_S / 2**20
-    n_h = HOUR_S / 30
-    per_interval = base_size / seconds * 30
-    base_mib_h = per_interval * n_h * (n_h + 1) / 2 / 2**20
+    base_puts_h = base["put"] / seconds * HOUR_S
+    base_mib_h = base["put_bytes"] * (HOUR_S / seconds) ** 2 / 2**20
     print("\nPer hour and run (from the rates above):")
     print(
-        f"  ttsmon:      {rolls_h:.0f} objects = {rolls_h:.0f} PUTs (by design {n_h:.0f}), "
+        f"  ttsmon:      {rolls_h:.0f} objects = {rolls_h:.0f} PUTs (by design {HOUR_S / 30:.0f}), "
         f"{mib_h:.2f} MiB uploaded"
     )
     print(
-        f"  TensorBoard: 1 object PUT whole {n_h:.0f} times, {base_mib_h:.1f} MiB uploaded "
-        f"({base_mib_h / max(mib_h, 1e-9):.0f}x ttsmon's; it grows with the run's length squared)"
+        f"  TensorBoard: one object PUT whole {base_puts_h:.0f} times, {base_mib_h:.0f} MiB "
+        f"uploaded ({base_mib_h / max(mib_h, 1e-9):.0f}x ttsmon's; it grows with the run's "
+        "length squared)"
     )
     lists_h = reader["list"] / read_s * HOUR_S
     gets_h = reader["get"] / read_s * HOUR_S

@@ -240,7 +240,7 @@ class RollingObjectWriter(writers.SummaryWriter):
             left = list(self._queue)
         if left:
             logger.warning(
-                "ttsmon: %d objects (%d bytes) for %s are not uploaded yet; they stay in %s and "
+                "ttsmon: %d object(s) (%d bytes) for %s not uploaded yet; they stay in %s and "
                 "the next ttsmon writer of this run directory on this host uploads them",
                 len(left),
                 sum(s.size for s in left),
@@ -403,7 +403,7 @@ class RollingObjectWriter(writers.SummaryWriter):
                     caught_up = not self._queue
                 if caught_up:
                     logger.warning(
-                        "ttsmon: uploading to %s works again after %.0f s; %d objects "
+                        "ttsmon: uploading to %s works again after %.0f s; %d object(s) "
                         "waited in the spool and are stored%s",
                         self.url,
                         time.monotonic() - self._outage_since_s,
@@ -469,7 +469,7 @@ class RollingObjectWriter(writers.SummaryWriter):
                 adopted.append(_Spooled(name, os.path.join(path, name), size))
         if adopted:
             logger.warning(
-                "ttsmon: uploading %d objects that an earlier writer of %s left in the spool",
+                "ttsmon: uploading %d object(s) that an earlier writer of %s left in the spool",
                 len(adopted),
                 self.url,
             )

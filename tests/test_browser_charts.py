@@ -59,6 +59,8 @@ def _record(run_dir: str) -> None:
                     learning_rate=1e-3,
                     gradient_norm=1.0 + step % 3,
                     tokens_per_s=900.0 + step,
+                    loss_scale=32768.0 / 2 ** (step // 10),  # the Keras callback's
+                    traces_count=1 + step // 20,
                 )
                 mon.log_gradients(step, {"encoder/dense": [1.0, 2.0], "decoder/out": [0.5]})
                 if step % 10 == 0:
@@ -222,6 +224,8 @@ def test_every_series_has_a_chart_with_its_title_and_legend(browser: Any, tb_url
         assert cards["sampler-cost"]["title"] == "Sampler cost"
         assert legend("sampler-cost")[RUN].endswith(" ms")
         assert cards["metric-tokens_per_s"]["title"] == "Tokens per s"
+        assert legend("loss-scale")[RUN] == "2,048"  # 32768 halved 4 times by step 40
+        assert cards["traces"]["title"] == "Step function traces"
         # The time no stage covers is a stage of its own.
         assert set(legend("stage-latency")) == {"gpt", "gpt_gen", "vocoder", "unattributed"}
         assert set(legend("cold-warm")) == {"cold", "warm"}

@@ -824,3 +824,182 @@ export function serverMessage(e: unknown): string {
   const text = String((e as Error)?.message ?? e);
   return text.replace(/^\d{3} [^:]*:\s*/, "").replace(/^Not found:\s*/i, "");
 }
+
+// -- run comparison (issue 14) ------------------------------------------------
+
+/** A number as the API sends it (non-finite ones spelled as strings). */
+type RawNumber = number | string | null | undefined;
+
+/** One recorded setting that differs: its key, a readable label, and each run's value (any JSON). */
+export interface CompareSetupDiff {
+  key: string;
+  label: string;
+  a: unknown;
+  b: unknown;
+}
+
+export interface CompareStepSide {
+  median: number | null;
+  /** every step after the warm-up counted (slow steps too) */
+  mean: number | null;
+  p90: number | null;
+  steps_per_s: number | null;
+  intervals: number | null;
+  warmup_intervals: number | null;
+  /** wall time of the warm-up (compiling, caches), seconds */
+  warmup_s: number | null;
+}
+
+export interface CompareStepTime {
+  a: CompareStepSide | null;
+  b: CompareStepSide | null;
+  source: string;
+  /** A's median time per step over B's: above 1, B is faster (null: too few steps) */
+  speedup: number | null;
+  ci: [number, number] | null;
+  resamples: number | null;
+}
+
+/** A quantity of both runs (a side is null where that run did not record it) and B's relative change per statistic. */
+export interface ComparePair {
+  a: Record<string, number | string | null> | null;
+  b: Record<string, number | string | null> | null;
+  change: Record<string, number | null> | null;
+}
+
+export interface CompareTimeToLoss {
+  tag: string;
+  target: number | null;
+  a_s: number | null;
+  b_s: number | null;
+  change: number | null;
+}
+
+/** The `compare` route's answer: `b` against `a`. */
+export interface CompareAnswer {
+  a: string;
+  b: string;
+  setup: CompareSetupDiff[];
+  performance: {
+    step_time_ms: CompareStepTime;
+    gpu_memory_bytes: ComparePair | null;
+    host_memory_bytes: ComparePair | null;
+    gpu_utilization_percent: ComparePair | null;
+    inference: { latency_ms: ComparePair | null; rtf: ComparePair | null } | null;
+    time_to_loss: CompareTimeToLoss | null;
+  };
+  verdict: string;
+  differ: boolean;
+  confidence: number;
+}
+
+function compareNumber(v: RawNumber): number | null {
+  if (v === null || v === undefined) return null;
+  const n = toNumber(v);
+  return Number.isNaN(n) ? null : n;
+}
+
+function compareRecord(r: unknown): Record<string, number | string | null> | null {
+  if (r === null || typeof r !== "object") return null;
+  const out: Record<string, number | string | null> = {};
+  for (const [k, v] of Object.entries(r as Record<string, unknown>)) {
+    out[k] = typeof v === "number" || v === "NaN" || v === "Infinity" || v === "-Infinity" ? compareNumber(v as RawNumber) : typeof v === "string" ? v : null;
+  }
+  return out;
+}
+
+function comparePair(p: unknown): ComparePair | null {
+  if (p === null || typeof p !== "object") return null;
+  const raw = p as { a?: unknown; b?: unknown; change?: unknown };
+  const change = compareRecord(raw.change);
+  return {
+    a: compareRecord(raw.a),
+    b: compareRecord(raw.b),
+    change: change ? Object.fromEntries(Object.entries(change).map(([k, v]) => [k, typeof v === "number" ? v : null])) : null,
+  };
+}
+
+function compareStepSide(s: unknown): CompareStepSide | null {
+  const r = compareRecord(s);
+  if (!r) return null;
+  const n = (k: string) => (typeof r[k] === "number" ? (r[k] as number) : null);
+  return {
+    median: n("median"),
+    mean: n("mean"),
+    p90: n("p90"),
+    steps_per_s: n("steps_per_s"),
+    intervals: n("intervals"),
+    warmup_intervals: n("warmup_intervals"),
+    warmup_s: n("warmup_s"),
+  };
+}
+
+/** The `compare` answer as sent: any number may be null or a "NaN"/"Infinity" string, any optional part absent. */
+interface RawCompare {
+  a?: unknown;
+  b?: unknown;
+  setup?: { key?: unknown; label?: unknown; a?: unknown; b?: unknown }[];
+  performance?: {
+    step_time_ms?: { a?: unknown; b?: unknown; source?: unknown; speedup?: RawNumber; ci?: RawNumber[] | null; resamples?: RawNumber };
+    gpu_memory_bytes?: unknown;
+    host_memory_bytes?: unknown;
+    gpu_utilization_percent?: unknown;
+    inference?: { latency_ms?: unknown; rtf?: unknown } | null;
+    time_to_loss?: { tag?: unknown; target?: RawNumber; a_s?: RawNumber; b_s?: RawNumber; change?: RawNumber } | null;
+  };
+  verdict?: unknown;
+  differ?: unknown;
+  confidence?: RawNumber;
+}
+
+/** The answer with every number a number (or null) and every optional part present (null where absent). */
+function parseCompare(raw: RawCompare): CompareAnswer {
+  const perf = raw.performance ?? {};
+  const st = perf.step_time_ms ?? {};
+  const lo = Array.isArray(st.ci) ? compareNumber(st.ci[0]) : null;
+  const hi = Array.isArray(st.ci) ? compareNumber(st.ci[1]) : null;
+  const ttl = perf.time_to_loss;
+  return {
+    a: String(raw.a ?? ""),
+    b: String(raw.b ?? ""),
+    setup: Array.isArray(raw.setup) ? raw.setup.map((d) => ({ key: String(d?.key ?? ""), label: String(d?.label ?? d?.key ?? ""), a: d?.a ?? null, b: d?.b ?? null })) : [],
+    performance: {
+      step_time_ms: {
+        a: compareStepSide(st.a),
+        b: compareStepSide(st.b),
+        source: String(st.source ?? ""),
+        speedup: compareNumber(st.speedup),
+        ci: lo !== null && hi !== null ? [lo, hi] : null,
+        resamples: compareNumber(st.resamples),
+      },
+      gpu_memory_bytes: comparePair(perf.gpu_memory_bytes),
+      host_memory_bytes: comparePair(perf.host_memory_bytes),
+      gpu_utilization_percent: comparePair(perf.gpu_utilization_percent),
+      inference: perf.inference ? { latency_ms: comparePair(perf.inference.latency_ms), rtf: comparePair(perf.inference.rtf) } : null,
+      time_to_loss: ttl
+        ? { tag: String(ttl.tag ?? ""), target: compareNumber(ttl.target), a_s: compareNumber(ttl.a_s), b_s: compareNumber(ttl.b_s), change: compareNumber(ttl.change) }
+        : null,
+    },
+    verdict: String(raw.verdict ?? ""),
+    differ: raw.differ === true,
+    confidence: compareNumber(raw.confidence) ?? 0.95,
+  };
+}
+
+/**
+ * Run `b` against run `a` (setup differences, speed per step with its
+ * interval, memory, inference, time to loss, a verdict); null where the
+ * server has no `compare` route. An unknown run is an HttpError 404, a
+ * missing one a 400, each with the server's words.
+ */
+export async function fetchCompare(a: string, b: string, signal?: AbortSignal): Promise<CompareAnswer | null> {
+  const raw = await getAnalytics<RawCompare>(
+    "compare",
+    [
+      ["a", a],
+      ["b", b],
+    ],
+    signal,
+  );
+  return raw === null ? null : parseCompare(raw);
+}

@@ -23,6 +23,7 @@ import { ChartGroup } from "./chart/group";
 import { clear, el, setText } from "./dom";
 import { overviewCard } from "./overview";
 import { AlertsPanel } from "./panels/alerts";
+import { ComparePanel } from "./panels/compare";
 import { CorrelationPanel } from "./panels/correlation";
 import { FindingsView } from "./panels/findings";
 import { HeatmapPanel } from "./panels/heatmap";
@@ -75,6 +76,7 @@ export class App {
   private readonly sections = new Map<SectionId, ChartSection>();
   private readonly findingsView = new FindingsView();
   private readonly jobPanel: JobPanel;
+  private readonly comparePanel: ComparePanel;
   private readonly servingPanel: ServingPanel;
   private readonly alertsPanel: AlertsPanel;
   private readonly heatmapPanel: HeatmapPanel;
@@ -163,6 +165,9 @@ export class App {
     // The Job view first: with a distributed job it is the tab's overview.
     this.jobPanel = new JobPanel(this.collapsed, saveCollapsed, this.theme);
     this.sectionsEl.appendChild(this.jobPanel.panel.root);
+    // Then, with exactly two runs selected, their comparison (a hint otherwise).
+    this.comparePanel = new ComparePanel(this.collapsed, saveCollapsed);
+    this.sectionsEl.appendChild(this.comparePanel.panel.root);
     // Then the Serving view: for a run that serves requests it is the tab's
     // overview, as the Job view is for a job; the Inference section's
     // per-request charts below are its detail.
@@ -181,6 +186,7 @@ export class App {
     this.correlationPanel = new CorrelationPanel(this.collapsed, saveCollapsed, this.theme);
     this.sectionsEl.append(this.heatmapPanel.panel.root, this.correlationPanel.panel.root);
     this.jobPanel.panel.root.hidden = true;
+    this.comparePanel.panel.root.hidden = true;
     this.servingPanel.panel.root.hidden = true;
     this.alertsPanel.panel.root.hidden = true;
     this.heatmapPanel.panel.root.hidden = true;
@@ -374,6 +380,11 @@ export class App {
       const selected = this.selected ?? new Set<string>();
       this.picker.update(runs, this.runColors(), selected);
       this.jobPanel.setRuns(runs, selected, versions ? new Map([...versions].map(([r, v]) => [r, v.version])) : null);
+      // A and B in the picker's order (the chips'), each asked again when its data moved.
+      this.comparePanel.setRuns(
+        runs.filter((r) => selected.has(r.run)).map((r) => ({ run: r.run, color: this.colorOf(r.run), version: versions?.get(r.run)?.version })),
+        runs.length,
+      );
       this.noRunsEl.hidden = runs.length > 0;
       this.noneSelectedEl.hidden = runs.length === 0 || selected.size > 0;
 

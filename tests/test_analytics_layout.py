@@ -99,6 +99,10 @@ PUBLIC = [
     "job_view",
     # The serving view (issue 12).
     "serving_view",
+    # Run comparison and optimization insights (issue 14).
+    "RunSide",
+    "compare",
+    "optimization_findings",
 ]
 
 

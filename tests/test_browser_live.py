@@ -127,6 +127,15 @@ class Traffic:
     def mark(self) -> int:
         return len(self._order)
 
+    def settle(self, tab: Tab, mark: int = 0, timeout_s: float = 15.0) -> None:
+        """Waits until every request since `mark` has its status and size (CDP's events
+        arrive after the page's own; a loaded machine delays them by seconds)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(r["status"] is not None and r["bytes"] is not None for r in self.since(mark)):
+                return
+            tab.page.wait_for_timeout(200)
+
     def since(self, mark: int) -> list[dict[str, Any]]:
         return [dict(self._by_id[i]) for i in self._order[mark:]]
 
@@ -170,7 +179,7 @@ def test_a_growing_run_appears_without_gaps_or_repeats_and_idles_cheaply(
 
             loss = _wait_for_last_step(tab, "train/loss", grower.steps[-1])
             cpu = _wait_for_last_step(tab, "system/cpu_percent", grower.sample_steps[-1])
-            tab.page.wait_for_timeout(1000)  # the last answers' loadingFinished events
+            traffic.settle(tab)  # the last answers' loadingFinished events
             grown = traffic.since(0)
             tab.screenshot(tmp_path / "live.png")
             tab.screenshot("/tmp/ttsmon-live.png")
@@ -198,7 +207,7 @@ def test_a_growing_run_appears_without_gaps_or_repeats_and_idles_cheaply(
                 f"window.__ttsmon.refreshes >= {refreshes + IDLE_REFRESHES + 1}",
                 timeout=int((IDLE_REFRESHES + 3) * AUTO_REFRESH_S * 1000),
             )
-            tab.page.wait_for_timeout(1000)  # the last answer's loadingFinished event
+            traffic.settle(tab, start)  # the last answer's loadingFinished event
             idle = traffic.since(start)
             done = tab.refreshes() - refreshes
             routes = sorted({r["route"] for r in idle})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.abc
+import logging
 import os
 import signal
 import subprocess
@@ -294,6 +295,9 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
             raise UsageError(str(err)) from None
         if sink is not None:
             sink.connect(monitor.log_request)
+        expected_exit = _ExpectedExit(pid)
+        faults_logger = logging.getLogger("tb_plugin_ttsmon")
+        faults_logger.addFilter(expected_exit)
         try:
             if child is not None:
                 code = child.wait()
@@ -303,9 +307,26 @@ def _watch(args: argparse.Namespace, command: list[str] | None) -> int:
             return _wait_pid(pid, received)
         finally:
             monitor.close()  # flushes every sample taken
+            faults_logger.removeFilter(expected_exit)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+class _ExpectedExit(logging.Filter):
+    """Drops the sampler's "process N exited" warning for the watched process.
+
+    `watch` ends when that process exits; a sampler tick that sees it gone
+    (or a zombie) before `watch` closes the Monitor is the normal end, not a
+    fault, and must not add a line to the program's passed-through stderr.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self._text = f"process {pid} exited;"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self._text not in record.getMessage()
 
 
 def _start(command: list[str], parsed: bool) -> subprocess.Popen[bytes]:

@@ -16,6 +16,10 @@ def _num(x: Any, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _percent(x: Any) -> str:
+    return "–" if x is None else f"{x:.0f} %"
+
+
 def _bytes(x: Any) -> str:
     return "–" if x is None else format_bytes(x)
 
@@ -88,41 +92,24 @@ def render(answer: Mapping[str, Any]) -> str:
                 "",
             )
         )
-    for key, name in (("gpu_memory_bytes", "GPU memory"), ("host_memory_bytes", "host memory")):
-        entry = perf.get(key)
-        if entry:
-            for stat in ("peak", "median"):
-                rows.append(
-                    (
-                        f"{name}, {stat}",
-                        _bytes(_get(entry, "a", stat)),
-                        _bytes(_get(entry, "b", stat)),
-                        _pct_change(entry.get("change"), stat),
-                    )
-                )
-    util = perf.get("gpu_utilization_percent")
-    if util:
-        rows.append(
-            (
-                "GPU utilization, median",
-                _num(_get(util, "a", "median"), 0) + " %",
-                _num(_get(util, "b", "median"), 0) + " %",
-                _pct_change(util.get("change"), "median"),
-            )
-        )
     inference = perf.get("inference") or {}
-    for key, name, fmt in (("latency_ms", "request latency", _ms), ("rtf", "RTF", _num)):
-        entry = inference.get(key)
-        if entry and entry.get("a") and entry.get("b"):
-            for stat in ("p50", "p95"):
-                rows.append(
-                    (
-                        f"{name}, {stat}",
-                        fmt(_get(entry, "a", stat)),
-                        fmt(_get(entry, "b", stat)),
-                        _pct_change(entry.get("change"), stat),
-                    )
+    for entry, name, fmt, stats in (
+        (perf.get("gpu_memory_bytes"), "GPU memory", _bytes, ("peak", "median")),
+        (perf.get("host_memory_bytes"), "host memory", _bytes, ("peak", "median")),
+        (perf.get("gpu_utilization_percent"), "GPU utilization", _percent, ("median",)),
+        (inference.get("latency_ms"), "request latency", _ms, ("p50", "p95")),
+        (inference.get("rtf"), "RTF", _num, ("p50", "p95")),
+    ):
+        if entry and (entry.get("a") or entry.get("b")):
+            rows += [
+                (
+                    f"{name}, {stat}",
+                    fmt(_get(entry, "a", stat)),
+                    fmt(_get(entry, "b", stat)),
+                    _pct_change(entry.get("change"), stat),
                 )
+                for stat in stats
+            ]
     ttl = perf.get("time_to_loss")
     if ttl:
         rows.append(

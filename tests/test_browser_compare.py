@@ -24,16 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import pytest
 from browserkit import SKIPS, Tab, api_url, get_json
+from comparedata import STEPS, write_run
 from tbserver import tensorboard_server
 
 pytestmark = SKIPS
 
-T0 = 1_700_000_000.0
-GIB = 2**30
-STEPS = 400
 RUN_A = "<img src=x onerror=alert(1)> ሙከራ"
 RUN_B = "xla-on"
 RUN_C = "same"
@@ -43,54 +40,12 @@ ALL_RUNS = [RUN_A, RUN_B, RUN_C]
 # -- the log directory -----------------------------------------------------------
 
 
-def _facts(xla: bool) -> dict[str, Any]:
-    return {
-        "hostname": "trainer-1",
-        "pid": 1234 if xla else 5678,  # differs, and is not a setup difference
-        "started_at_s": T0,
-        "frameworks": {"mixed_precision_policy": "float32", "xla_jit": False},
-        "versions": {"tensorflow": "2.21.0", "keras": "3.15.1"},
-        "nvml": {
-            "devices": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}]
-        },
-    }
-
-
-def _write_run(run_dir: str, *, step_ms: float, gpu_gib: float, xla: bool, seed: int,
-               val_speed: float = 1.0) -> None:  # fmt: skip
-    """400 training steps of `step_ms` (the first 20 slow), GPU memory samples, val/loss."""
-    from tb_plugin_ttsmon import metadata
-    from tb_plugin_ttsmon.recorder import writers
-
-    rng = np.random.default_rng(seed)
-    w = writers.create_writer("event", run_dir)
-    w.write(0, {}, {metadata.RUN_FACTS_TAG: _facts(xla)}, wall_time_s=T0)
-    model = {"name": "amharic_tts", "framework": "keras", "parameter_count": 281552,
-             "size_bytes": 1126208, "dtype_policy": "float32", "jit_compile": xla}  # fmt: skip
-    w.write(1, {}, {metadata.MODEL_FACTS_TAG: model}, wall_time_s=T0)
-    wall = T0
-    for step in range(STEPS):
-        # The first 20 steps are slow (compilation, caches): the warm-up left out.
-        wall += (step_ms * (8 if step < 20 else 1) * rng.lognormal(0, 0.1)) / 1000.0
-        w.write(step, {"train/loss": 1.0 / (1 + step * val_speed)}, wall_time_s=wall)
-        if step % 40 == 39:
-            w.write(step, {"val/loss": 1.2 / (1 + step * val_speed)}, wall_time_s=wall)
-    for i in range(60):
-        values = {
-            "gpu/0/memory_used_bytes": gpu_gib * GIB * (0.9 + 0.1 * i / 59),
-            "gpu/0/utilization_percent": 90.0,
-            "process/rss_bytes": 3.0 * GIB,
-        }
-        w.write(metadata.sample_step(T0 + i), values, wall_time_s=T0 + i)
-    w.close()
-
-
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("compare")
-    _write_run(str(root / RUN_A), step_ms=10.0, gpu_gib=10.0, xla=False, seed=1)
-    _write_run(str(root / RUN_B), step_ms=8.0, gpu_gib=8.0, xla=True, seed=2, val_speed=1.3)
-    _write_run(str(root / RUN_C), step_ms=10.0, gpu_gib=10.0, xla=False, seed=3)
+    write_run(str(root / RUN_A), step_ms=10.0, gpu_gib=10.0, xla=False, seed=1)
+    write_run(str(root / RUN_B), step_ms=8.0, gpu_gib=8.0, xla=True, seed=2, val_speed=1.3)
+    write_run(str(root / RUN_C), step_ms=10.0, gpu_gib=10.0, xla=False, seed=3)
     return root
 
 

@@ -14,6 +14,7 @@ import urllib.parse
 
 import numpy as np
 import pytest
+from comparedata import GIB, T0, write_run
 from tbdata import rust_provider
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider as mdp
@@ -21,62 +22,18 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
 from werkzeug import test as werkzeug_test
 
-from tb_plugin_ttsmon import analytics, metadata
+from tb_plugin_ttsmon import analytics
 from tb_plugin_ttsmon.analytics import comparison as compare_lib
 from tb_plugin_ttsmon.analytics.common import Columns
 from tb_plugin_ttsmon.plugin import TTSMonLoader
-from tb_plugin_ttsmon.recorder import writers
-
-T0 = 1_700_000_000.0
-GIB = 2**30
-STEPS = 400
-
-
-def _facts(xla: bool, host: str = "trainer-1") -> dict:
-    return {
-        "hostname": host,
-        "pid": 1234 if xla else 5678,  # differs, and is not a setup difference
-        "started_at_s": T0,
-        "frameworks": {"mixed_precision_policy": "float32", "xla_jit": False},
-        "versions": {"tensorflow": "2.21.0", "keras": "3.15.1"},
-        "nvml": {
-            "devices": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}]
-        },
-    }
-
-
-def _write_run(run_dir: str, *, step_ms: float, gpu_gib: float, xla: bool, seed: int,
-               val_speed: float = 1.0, hostile: bool = False) -> None:  # fmt: skip
-    rng = np.random.default_rng(seed)
-    w = writers.create_writer("event", run_dir)
-    w.write(0, {}, {metadata.RUN_FACTS_TAG: _facts(xla)}, wall_time_s=T0)
-    model = {"name": "amharic_tts", "framework": "keras", "parameter_count": 281552,
-             "size_bytes": 1126208, "dtype_policy": "float32", "jit_compile": xla}  # fmt: skip
-    w.write(1, {}, {metadata.MODEL_FACTS_TAG: model}, wall_time_s=T0)
-    wall = T0
-    for step in range(STEPS):
-        # The first 20 steps are slow (compilation, caches): the warm-up left out.
-        wall += (step_ms * (8 if step < 20 else 1) * rng.lognormal(0, 0.1)) / 1000.0
-        w.write(step, {"train/loss": 1.0 / (1 + step * val_speed)}, wall_time_s=wall)
-        if step % 40 == 39:
-            w.write(step, {"val/loss": 1.2 / (1 + step * val_speed)}, wall_time_s=wall)
-    for i in range(60):
-        used = gpu_gib * GIB * (0.9 + 0.1 * i / 59)
-        values = {
-            "gpu/0/memory_used_bytes": float("nan") if hostile and i == 5 else used,
-            "gpu/0/utilization_percent": 90.0,
-            "process/rss_bytes": 3.0 * GIB,
-        }
-        w.write(metadata.sample_step(T0 + i), values, wall_time_s=T0 + i)
-    w.close()
 
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
-    _write_run(str(root / "xla-off"), step_ms=10.0, gpu_gib=10.0, xla=False, seed=1)
-    _write_run(str(root / "xla-on"), step_ms=8.0, gpu_gib=8.0, xla=True, seed=2, val_speed=1.3)
-    _write_run(str(root / "same"), step_ms=10.0, gpu_gib=10.0, xla=False, seed=3, hostile=True)
+    write_run(str(root / "xla-off"), step_ms=10.0, gpu_gib=10.0, xla=False, seed=1)
+    write_run(str(root / "xla-on"), step_ms=8.0, gpu_gib=8.0, xla=True, seed=2, val_speed=1.3)
+    write_run(str(root / "same"), step_ms=10.0, gpu_gib=10.0, xla=False, seed=3, hostile=True)
     return root
 
 

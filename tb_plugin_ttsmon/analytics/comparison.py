@@ -43,8 +43,18 @@ _IGNORED_FACTS = re.compile(
     r"|recorder\.monitored_pid|distributed\.(rank_dir|job_log_dir)"
     r"|nvml\.(devices\.\d+\.(uuid|pci_bus_id|index)|reason)|rank|local_rank|node_rank)$"
 )
-_MODEL_FACTS = ("parameter_count", "trainable_parameter_count", "size_bytes", "dtype_policy",
-                "jit_compile", "layer_count", "dtypes", "class", "optimizer")  # fmt: skip
+_MODEL_FACTS = (
+    "parameter_count",
+    "trainable_parameter_count",
+    "size_bytes",
+    "dtype_policy",
+    "jit_compile",
+    "loss_scale",
+    "optimizer",
+    "layer_count",
+    "dtypes",
+    "class",
+)
 # Setup keys a person reads first, with their names in sentences.
 _LABELS = {
     "frameworks.mixed_precision_policy": "mixed precision policy",
